@@ -1,0 +1,323 @@
+/*
+ * dtype table and float conversions.
+ *
+ * The scalar converters are exact bit manipulations, so they behave the same
+ * on every machine and keep NaN and Inf.  The vector converters are plain
+ * loops over them that the compiler vectorizes; they are the hot path of
+ * every scan and merge, so they avoid calls and branches that do not fold.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "crucible/dtype.h"
+
+struct dtype_info {
+	const char *name;
+	unsigned bits;
+	unsigned char is_float, math;
+};
+
+static const struct dtype_info dtypes[CR_DT__COUNT] = {
+#define X(id, name, bits, isf, math) { name, bits, isf, math },
+	CR_DTYPES(X)
+#undef X
+};
+
+const char *cr_dtype_name(enum cr_dtype dt)
+{
+	if ((unsigned)dt >= CR_DT__COUNT)
+		return "?";
+	return dtypes[dt].name;
+}
+
+enum cr_dtype cr_dtype_parse(const char *name)
+{
+	for (int i = 0; i < CR_DT__COUNT; i++)
+		if (strcmp(dtypes[i].name, name) == 0)
+			return (enum cr_dtype)i;
+	return CR_DT_NONE;
+}
+
+static const struct {
+	const char *torch;
+	enum cr_dtype dt;
+} torch_names[] = {
+	{ "float32", CR_DT_F32 },	  { "float", CR_DT_F32 },
+	{ "fp32", CR_DT_F32 },		  { "bfloat16", CR_DT_BF16 },
+	{ "bf16", CR_DT_BF16 },		  { "float16", CR_DT_F16 },
+	{ "half", CR_DT_F16 },		  { "fp16", CR_DT_F16 },
+	{ "float64", CR_DT_F64 },	  { "float8_e4m3fn", CR_DT_F8_E4M3 },
+	{ "fp8", CR_DT_F8_E4M3 },	  { "float8_e5m2", CR_DT_F8_E5M2 },
+};
+
+enum cr_dtype cr_dtype_parse_torch(const char *name)
+{
+	for (size_t i = 0; i < sizeof torch_names / sizeof torch_names[0]; i++)
+		if (strcmp(torch_names[i].torch, name) == 0)
+			return torch_names[i].dt;
+	return cr_dtype_parse(name);
+}
+
+const char *cr_dtype_torch_name(enum cr_dtype dt)
+{
+	switch (dt) {
+	case CR_DT_F32: return "float32";
+	case CR_DT_BF16: return "bfloat16";
+	case CR_DT_F16: return "float16";
+	case CR_DT_F64: return "float64";
+	case CR_DT_F8_E4M3: return "float8_e4m3fn";
+	case CR_DT_F8_E5M2: return "float8_e5m2";
+	default: return cr_dtype_name(dt);
+	}
+}
+
+unsigned cr_dtype_bits(enum cr_dtype dt)
+{
+	return (unsigned)dt < CR_DT__COUNT ? dtypes[dt].bits : 0;
+}
+
+int cr_dtype_is_float(enum cr_dtype dt)
+{
+	return (unsigned)dt < CR_DT__COUNT && dtypes[dt].is_float;
+}
+
+int cr_dtype_has_math(enum cr_dtype dt)
+{
+	return (unsigned)dt < CR_DT__COUNT && dtypes[dt].math;
+}
+
+uint64_t cr_dtype_nbytes(enum cr_dtype dt, uint64_t n, int *ok)
+{
+	uint64_t bits = cr_dtype_bits(dt);
+	if (bits == 0 || (n != 0 && n > UINT64_MAX / bits)) {
+		if (ok)
+			*ok = 0;
+		return 0;
+	}
+	if (ok)
+		*ok = 1;
+	return (n * bits + 7) / 8;
+}
+
+static inline uint32_t f32_bits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static inline float bits_f32(uint32_t u)
+{
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+float cr_bf16_to_f32(uint16_t h)
+{
+	return bits_f32((uint32_t)h << 16);
+}
+
+uint16_t cr_f32_to_bf16(float f)
+{
+	uint32_t u = f32_bits(f);
+	if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet */
+		return (uint16_t)((u >> 16) | 0x40);
+	u += 0x7fffu + ((u >> 16) & 1u);
+	return (uint16_t)(u >> 16);
+}
+
+float cr_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+	if (exp == 0x1f) /* Inf or NaN */
+		return bits_f32(sign | 0x7f800000u | (mant << 13));
+	if (exp == 0) { /* zero or subnormal: mant * 2^-24 is exact */
+		float v = (float)mant * 0x1p-24f;
+		return sign ? -v : v;
+	}
+	return bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+/*
+ * Round |f| to a small float with `mbits` mantissa bits and exponent bias
+ * `bias`, ties to even.  Returns the unsigned code; the caller handles sign,
+ * NaN and overflow.  Subnormals are a multiple of the smallest step, found
+ * with nearbyintf (the default rounding mode is to nearest even); the scaling
+ * by a power of two is exact.
+ */
+static inline uint32_t round_minifloat(float a, int mbits, int bias)
+{
+	float min_normal = ldexpf(1.0f, 1 - bias);
+	if (a < min_normal)
+		return (uint32_t)nearbyintf(ldexpf(a, bias - 1 + mbits));
+	uint32_t u = f32_bits(a);
+	int shift = 23 - mbits;
+	u += ((1u << (shift - 1)) - 1u) + ((u >> shift) & 1u);
+	u >>= shift; /* (f32 exponent << mbits) | mantissa */
+	return u - ((uint32_t)(127 - bias) << mbits);
+}
+
+uint16_t cr_f32_to_f16(float f)
+{
+	uint32_t u = f32_bits(f);
+	uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+	float a = fabsf(f);
+	if (isnan(f))
+		return sign | 0x7e00u | (uint16_t)((u >> 13) & 0x3ffu);
+	if (a >= 65520.0f) /* rounds to Inf, including Inf itself */
+		return sign | 0x7c00u;
+	return sign | (uint16_t)round_minifloat(a, 10, 15);
+}
+
+float cr_e4m3_to_f32(uint8_t b)
+{
+	uint32_t exp = (b >> 3) & 0xfu, mant = b & 7u;
+	float v;
+	if (exp == 0xf && mant == 7)
+		return (b & 0x80) ? -NAN : NAN;
+	if (exp == 0)
+		v = (float)mant * 0x1p-9f;
+	else
+		v = bits_f32(((exp + 120u) << 23) | (mant << 20));
+	return (b & 0x80) ? -v : v;
+}
+
+uint8_t cr_f32_to_e4m3(float f)
+{
+	uint8_t sign = (f32_bits(f) >> 24) & 0x80u;
+	float a = fabsf(f);
+	if (isnan(f) || isinf(f))
+		return sign | 0x7f;
+	uint32_t code = round_minifloat(a, 3, 7);
+	if (code > 0x7e) /* beyond 448: saturate (the format has no Inf) */
+		code = 0x7e;
+	return sign | (uint8_t)code;
+}
+
+float cr_e5m2_to_f32(uint8_t b)
+{
+	return cr_f16_to_f32((uint16_t)b << 8);
+}
+
+uint8_t cr_f32_to_e5m2(float f)
+{
+	uint8_t sign = (f32_bits(f) >> 24) & 0x80u;
+	float a = fabsf(f);
+	if (isnan(f))
+		return sign | 0x7e;
+	if (isinf(f))
+		return sign | 0x7c;
+	uint32_t code = round_minifloat(a, 2, 15);
+	if (code > 0x7c)
+		code = 0x7c;
+	return sign | (uint8_t)code;
+}
+
+/* Decoding FP8 goes through a table: one load per element. */
+static float e4m3_table[256], e5m2_table[256];
+static void init_tables(void) __attribute__((constructor));
+static void init_tables(void)
+{
+	for (int i = 0; i < 256; i++) {
+		e4m3_table[i] = cr_e4m3_to_f32((uint8_t)i);
+		e5m2_table[i] = cr_e5m2_to_f32((uint8_t)i);
+	}
+}
+
+const float *cr_e4m3_table(void);
+const float *cr_e4m3_table(void)
+{
+	return e4m3_table;
+}
+
+int cr_convert_to_f32(enum cr_dtype dt, const void *src, float *restrict dst, size_t n)
+{
+	switch (dt) {
+	case CR_DT_F32:
+		memcpy(dst, src, n * 4);
+		return 0;
+	case CR_DT_BF16: {
+		const uint16_t *s = src;
+		uint32_t *d = (uint32_t *)dst;
+		for (size_t i = 0; i < n; i++)
+			d[i] = (uint32_t)s[i] << 16;
+		return 0;
+	}
+	case CR_DT_F16: {
+		const uint16_t *s = src;
+		for (size_t i = 0; i < n; i++)
+			dst[i] = cr_f16_to_f32(s[i]);
+		return 0;
+	}
+	case CR_DT_F64: {
+		const double *s = src;
+		for (size_t i = 0; i < n; i++)
+			dst[i] = (float)s[i];
+		return 0;
+	}
+	case CR_DT_F8_E4M3: {
+		const uint8_t *s = src;
+		for (size_t i = 0; i < n; i++)
+			dst[i] = e4m3_table[s[i]];
+		return 0;
+	}
+	case CR_DT_F8_E5M2: {
+		const uint8_t *s = src;
+		for (size_t i = 0; i < n; i++)
+			dst[i] = e5m2_table[s[i]];
+		return 0;
+	}
+	default:
+		return -1;
+	}
+}
+
+int cr_convert_from_f32(enum cr_dtype dt, const float *restrict src, void *dst, size_t n)
+{
+	switch (dt) {
+	case CR_DT_F32:
+		memcpy(dst, src, n * 4);
+		return 0;
+	case CR_DT_BF16: {
+		const uint32_t *s = (const uint32_t *)src;
+		uint16_t *d = dst;
+		for (size_t i = 0; i < n; i++) {
+			uint32_t u = s[i];
+			uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+			uint32_t q = (u >> 16) | 0x40u;
+			d[i] = (uint16_t)(((u & 0x7fffffffu) > 0x7f800000u) ? q : r);
+		}
+		return 0;
+	}
+	case CR_DT_F16: {
+		uint16_t *d = dst;
+		for (size_t i = 0; i < n; i++)
+			d[i] = cr_f32_to_f16(src[i]);
+		return 0;
+	}
+	case CR_DT_F64: {
+		double *d = dst;
+		for (size_t i = 0; i < n; i++)
+			d[i] = src[i];
+		return 0;
+	}
+	case CR_DT_F8_E4M3: {
+		uint8_t *d = dst;
+		for (size_t i = 0; i < n; i++)
+			d[i] = cr_f32_to_e4m3(src[i]);
+		return 0;
+	}
+	case CR_DT_F8_E5M2: {
+		uint8_t *d = dst;
+		for (size_t i = 0; i < n; i++)
+			d[i] = cr_f32_to_e5m2(src[i]);
+		return 0;
+	}
+	default:
+		return -1;
+	}
+}
