@@ -40,10 +40,10 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	/* No subcommand (or only options): the workbench. */
+	if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0 &&
+			 strcmp(argv[1], "--version") != 0 && strcmp(argv[1], "-V") != 0))
+		return tui_main(argc, argv);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return EXIT_OK;
