@@ -225,12 +225,13 @@ static void fold64(uint64_t *h, int s)
 	FOLD_BODY(h, s);
 }
 
-/* Smallest e with 2^e >= x (x > 0, finite). */
-static int pow2_ceil_exp(double x)
+/* Smallest e with 2^e > x (x > 0, finite).  Strictly above: a value equal
+ * to 2^e would need a bin 512 that does not nest under the folding. */
+static int pow2_above_exp(double x)
 {
 	int e;
-	double f = frexp(x, &e);
-	return f == 0.5 ? e - 1 : e;
+	frexp(x, &e);
+	return e;
 }
 
 SK_CLONES
@@ -281,8 +282,8 @@ void sk_chunk(const struct sk_in *base, const struct sk_in *par, size_t npar, co
 			double inv = p->has_e ? ldexp(1.0, SK_FINE_BITS - p->e) : 0.0;
 			struct sums r;
 			pair_loop(fb, fp, m, inv, s->idx, &r);
-			if (r.max > 0 && (!p->has_e || r.max > ldexp(1.0, p->e))) {
-				int e = pow2_ceil_exp(r.max);
+			if (r.max > 0 && (!p->has_e || r.max >= ldexp(1.0, p->e))) {
+				int e = pow2_above_exp(r.max);
 				if (p->has_e) {
 					fold32(p->hist, e - p->e);
 					fold32(h1, e - p->e);

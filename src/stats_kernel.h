@@ -8,7 +8,7 @@
  * ran which chunk.
  *
  * Histogram (see crucible/stats.h): a chunk bins |D| into SK_FINE fine bins
- * per side over [0, 2^e], e the smallest exponent with 2^e >= the chunk's
+ * per side over [0, 2^e), e the smallest exponent with 2^e > the chunk's
  * max|D|.  Slot layout: negative magnitudes k at SK_FINE-1-k, D == 0 at
  * SK_FINE, positive k at SK_FINE+1+k, non-finite pairs at SK_DISCARD.
  */

@@ -25,11 +25,12 @@
  *   never lowers the share.  NaN (not computed) with fewer than 2 parents.
  * - Histogram of D: CR_STATS_HIST_SIDE bins per side plus a bin for D == 0
  *   exactly, symmetric around 0, with bin width hist_width = W and range
- *   R = CR_STATS_HIST_SIDE * W >= max|D| (R is within 1/16 of the power of
- *   two above max|D|, so within 8% of max|D|).  In one streaming pass: each
- *   chunk bins into 512 fine bins per side over the smallest power of two
- *   covering its values, chunks merge by halving the finer one's resolution
- *   (exact: power-of-two ranges nest), and at the end whole fine bins are
+ *   R = CR_STATS_HIST_SIDE * W >= max|D|, the smallest such R made of whole
+ *   fine bins (so R < max|D| + 2^e * 20/512 < 1.08 max|D|).  In one
+ *   streaming pass: each chunk bins into 512 fine bins per side over
+ *   [0, 2^e), 2^e the smallest power of two above its max|D|; chunks
+ *   merge by halving the finer one's resolution (exact: power-of-two
+ *   ranges nest), and at the end whole fine bins are
  *   grouped into the output bins.  So the counts are exact for the reported
  *   edges.  Bin i (0 .. CR_STATS_HIST_BINS-1): i < SIDE is negative,
  *   D in (-(SIDE-i)W, -(SIDE-1-i)W], the outermost closed at -R; i == SIDE
