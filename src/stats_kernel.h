@@ -55,9 +55,9 @@ struct sk_scratch {
 	size_t npar;
 	float *fb;	 /* [SK_SUB] */
 	float *fp;	 /* [SK_SUB] */
-	uint16_t *idx;	 /* [SK_SUB] */
+	uint32_t *idx;	 /* [SK_SUB] */
 	uint8_t *pos, *neg; /* [SK_SUB] */
-	uint32_t *hb;	 /* second histogram, [SK_SLOTS] */
+	uint32_t *hb;	 /* second histogram per parent, [npar][SK_SLOTS] */
 };
 void sk_scratch_init(struct sk_scratch *s);
 void sk_scratch_free(struct sk_scratch *s);
