@@ -189,7 +189,7 @@ static int write_model(const char *dir, uint64_t seed, int who, int fp8)
 				src[n++] = i;
 			}
 		}
-		char fname[64], path[4096];
+		char fname[64], path[4200];
 		snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", s, nshard);
 		snprintf(path, sizeof path, "%s/%s", dir, fname);
 		struct cr_st_meta meta = { "format", "pt" };
@@ -329,7 +329,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int who = 0; who <= parents; who++) {
-		char dir[4096];
+		char dir[3900];
 		if (who == 0)
 			snprintf(dir, sizeof dir, "%s/base", out);
 		else
