@@ -195,7 +195,9 @@ static int plan_tensor(struct scan *sc, size_t ti, struct plan *pl)
 			cmp[ncmp++] = i;
 			if (cache) {
 				struct cr_stats_key k = { bt->name, bsrc, 1, &psrc[ncmp - 1] };
-				if (cache->ops->get_pair(cache->self, &k, &p->s, &err) == 1 && p->s.nelem == bt->nelem) {
+				/* a record without a histogram does not serve a scan that wants one */
+				if (cache->ops->get_pair(cache->self, &k, &p->s, &err) == 1 && p->s.nelem == bt->nelem &&
+				    (p->s.has_hist || sc->opt->skip_histograms)) {
 					p->status = p->s.identical ? CR_STATS_IDENTICAL : CR_STATS_OK;
 					p->cached = 1;
 					cr_stats_derive(p);
@@ -374,7 +376,8 @@ static void read_item(struct scan *sc, const struct item *it, struct slot *sl, s
 	uint64_t bcols = 1;
 	cr_tensor_cols(bt, &bcols);
 	struct sk_in bin = { bt->dtype, rb, ot->bgrid, (size_t)bcols };
-	sk_chunk(&bin, tb->in, na, tb->eq, first, n, ot->pl->agree, &tb->sk, &sl->b, sl->pp, &sl->agree);
+	sk_chunk(&bin, tb->in, na, tb->eq, first, n, ot->pl->agree, !sc->opt->skip_histograms, &tb->sk, &sl->b, sl->pp,
+		 &sl->agree);
 }
 
 static void put_results(struct scan *sc, struct open_tensor *ot)
@@ -393,7 +396,7 @@ static void put_results(struct scan *sc, struct open_tensor *ot)
 			p->note = fmt_note("%s", ot->fail);
 			continue;
 		}
-		sk_acc_finish(&ot->acc[i], &ot->base, bt->nelem, &p->s);
+		sk_acc_finish(&ot->acc[i], &ot->base, bt->nelem, !sc->opt->skip_histograms, &p->s);
 		p->status = p->s.identical ? CR_STATS_IDENTICAL : CR_STATS_OK;
 		cr_stats_derive(p);
 		if (cache) {

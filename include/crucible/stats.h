@@ -79,6 +79,7 @@ const char *cr_stats_status_name(enum cr_stats_status s);
  * store: everything else is derived from it. */
 struct cr_stats_sums {
 	uint8_t identical;
+	uint8_t has_hist;	   /* hist and hist_width are filled in */
 	uint64_t nelem;		   /* elements of the tensor */
 	uint64_t n;		   /* elements where P and B are both finite */
 	uint64_t nan, inf;	   /* in P */
@@ -197,6 +198,10 @@ struct cr_stats_options {
 	cr_stats_progress_fn progress;
 	cr_stats_tensor_fn on_tensor;
 	void *user; /* passed to the three callbacks */
+	/* Leave the histograms out (has_hist = 0 except for identical pairs):
+	 * the bins are about half the arithmetic of a scan.  A TUI can scan
+	 * without them and scan one tensor with them for its detail view. */
+	int skip_histograms;
 };
 
 /*
