@@ -34,8 +34,11 @@
 
 #define DEFAULT_CHUNK (256u * 1024u)
 #define MAX_CHUNK (64u * 1024u * 1024u)
-#define BATCH_ITEMS 64
-#define BATCH_BYTES (128ull << 20)
+/* A batch ends in a barrier; big batches keep threads from idling there
+ * (which costs most on a busy machine) at the price of coarser progress
+ * and cancellation (one batch, about half a second at page-cache speed). */
+#define BATCH_ITEMS 256
+#define BATCH_BYTES (512ull << 20)
 
 const char *cr_stats_status_name(enum cr_stats_status st)
 {
@@ -469,8 +472,8 @@ static int run_plans(struct scan *sc, struct plan *plans, size_t nplans, cr_erro
 		tb[t].in = cr_xcalloc(sc->npar, sizeof *tb[t].in);
 		tb[t].eq = cr_xcalloc(sc->npar, sizeof *tb[t].eq);
 	}
-	struct item items[BATCH_ITEMS];
-	struct slot slots[BATCH_ITEMS];
+	struct item *items = cr_xcalloc(BATCH_ITEMS, sizeof *items);
+	struct slot *slots = cr_xcalloc(BATCH_ITEMS, sizeof *slots);
 	for (int i = 0; i < BATCH_ITEMS; i++)
 		slots[i].pp = cr_xcalloc(sc->npar ? sc->npar : 1, sizeof *slots[i].pp);
 	/* Tensors whose chunks are in flight, oldest first. */
@@ -538,6 +541,8 @@ static int run_plans(struct scan *sc, struct plan *plans, size_t nplans, cr_erro
 	free(open);
 	for (int i = 0; i < BATCH_ITEMS; i++)
 		free(slots[i].pp);
+	free(slots);
+	free(items);
 	for (int t = 0; t < sc->nth; t++) {
 		free(tb[t].raw);
 		sk_scratch_free(&tb[t].sk);
