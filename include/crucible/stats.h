@@ -39,7 +39,15 @@
  *
  * Threads: cr_stats_scan runs on the caller's thread (a TUI calls it from
  * its worker) and uses OpenMP inside.  Both callbacks and every cache call
- * happen on that same thread, never on an OpenMP worker.
+ * happen on that same thread, never on an OpenMP worker.  The results are
+ * written by that thread while it scans: a UI thread should copy what it
+ * needs inside on_tensor (under its own lock) rather than read *out while
+ * the scan runs.  Progress comes between batches of up to 512 MiB, so a
+ * cancel takes effect within about half a second at page-cache speed.
+ *
+ * A typical TUI use: scan everything with skip_histograms = 1 (half the
+ * arithmetic) and the cache; for the detail view, scan the one selected
+ * tensor (select callback) with histograms.
  */
 #ifndef CRUCIBLE_STATS_H
 #define CRUCIBLE_STATS_H
