@@ -409,9 +409,10 @@ static const char *suggest(char *buf, size_t size, const char *got, const char *
 /* ---- mappings with a fixed set of keys ---- */
 
 /* Check every key of map n is one of keys[] and none repeats; vals[i] gets the
- * value node for keys[i] (NULL when absent, or when its value is null). */
+ * value node for keys[i] (NULL when absent, or when its value is null) and
+ * klines[i], when klines is given, the line of the key. */
 static int map_fields(struct reader *rd, const struct ynode *n, const char *where, const char *const *keys,
-		      size_t nkeys, const struct ynode **vals)
+		      size_t nkeys, const struct ynode **vals, int *klines)
 {
 	if (n->kind != Y_MAP)
 		return fail_at(rd, n->line, "%s must be a mapping (key: value), not %s", where, kind_name(n));
@@ -432,6 +433,8 @@ static int map_fields(struct reader *rd, const struct ynode *n, const char *wher
 		if (seen[k]++)
 			return fail_at(rd, key->line, "duplicate key '%s' in %s", key->s, where);
 		vals[k] = is_null(val) ? NULL : val;
+		if (klines)
+			klines[k] = key->line;
 	}
 	return 0;
 }
@@ -486,7 +489,7 @@ static int read_cond(struct reader *rd, const struct ynode *n, const char *where
 	c->cls = CR_CLASS_NONE;
 	c->val.n = 0;
 	c->val.v = NULL;
-	if (map_fields(rd, n, where, keys, 3, v) < 0)
+	if (map_fields(rd, n, where, keys, 3, v, NULL) < 0)
 		return -1;
 	if (v[0] && v[1])
 		return fail_at(rd, v[1]->line, "%s has both 'filter' and 'class'; use one per entry", where);
@@ -613,7 +616,7 @@ static int read_model(struct reader *rd, const struct ynode *n, size_t idx, stru
 	char where[64];
 	keypath(where, sizeof where, "models[%zu]", idx);
 	m->line = n->line;
-	if (map_fields(rd, n, where, keys, 2, v) < 0)
+	if (map_fields(rd, n, where, keys, 2, v, NULL) < 0)
 		return -1;
 	if (!v[0])
 		return fail_at(rd, n->line, "%s has no 'model' (the model's path)", where);
@@ -630,7 +633,7 @@ static int read_source(struct reader *rd, const struct ynode *n, const char *whe
 	static const char *const keys[] = { "model", "layer_range", "parameters" };
 	const struct ynode *v[3];
 	s->line = n->line;
-	if (map_fields(rd, n, where, keys, 3, v) < 0)
+	if (map_fields(rd, n, where, keys, 3, v, NULL) < 0)
 		return -1;
 	if (!v[0])
 		return fail_at(rd, n->line, "%s has no 'model' (the model's path)", where);
@@ -663,7 +666,7 @@ static int read_slice(struct reader *rd, const struct ynode *n, size_t idx, stru
 	char where[64];
 	keypath(where, sizeof where, "slices[%zu]", idx);
 	sl->line = n->line;
-	if (map_fields(rd, n, where, keys, 2, v) < 0)
+	if (map_fields(rd, n, where, keys, 2, v, NULL) < 0)
 		return -1;
 	if (!v[0] || v[0]->kind != Y_SEQ || v[0]->n == 0)
 		return fail_at(rd, v[0] ? v[0]->line : n->line, "%s needs 'sources', a non-empty list", where);
@@ -707,10 +710,11 @@ static int read_recipe(struct reader *rd, const struct ynode *root)
 {
 	struct cr_recipe *r = rd->r;
 	const struct ynode *v[K__N];
+	int kline[K__N];
 	if (root->kind != Y_MAP)
 		return fail_at(rd, root->line, "the top level of a recipe must be a mapping (merge_method: ...), not %s",
 			       is_null(root) ? "empty" : kind_name(root));
-	if (map_fields(rd, root, "the recipe", top_keys, K__N, v) < 0)
+	if (map_fields(rd, root, "the recipe", top_keys, K__N, v, kline) < 0)
 		return -1;
 
 	if (!v[K_METHOD])
@@ -739,7 +743,7 @@ static int read_recipe(struct reader *rd, const struct ynode *root)
 		r->base_resolved = resolve_path(r->file, r->base);
 	}
 	if (v[K_MODELS] && v[K_SLICES])
-		return fail_at(rd, v[K_SLICES]->line, "give either 'models' or 'slices', not both");
+		return fail_at(rd, kline[K_SLICES], "give either 'models' or 'slices', not both");
 	if (v[K_MODELS]) {
 		const struct ynode *ms = v[K_MODELS];
 		if (ms->kind != Y_SEQ || ms->n == 0)
