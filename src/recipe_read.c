@@ -129,7 +129,7 @@ static int syntax_error(struct reader *rd, const yaml_parser_t *p)
 			       p->problem ? p->problem : "bad byte");
 	int line = (int)p->problem_mark.line + 1;
 	if (p->context)
-		return fail_at(rd, line, "YAML syntax error: %s %s (line %d)", p->problem ? p->problem : "?",
+		return fail_at(rd, line, "YAML syntax error: %s %s started at line %d", p->problem ? p->problem : "?",
 			       p->context, (int)p->context_mark.line + 1);
 	return fail_at(rd, line, "YAML syntax error: %s", p->problem ? p->problem : "?");
 }
@@ -481,7 +481,7 @@ static void cond_free(struct cr_pcond *c)
 	c->val.v = NULL;
 }
 
-static int read_cond(struct reader *rd, const struct ynode *n, const char *where, struct cr_pcond *c)
+static int read_cond_fields(struct reader *rd, const struct ynode *n, const char *where, struct cr_pcond *c)
 {
 	static const char *const keys[] = { "filter", "class", "value" };
 	const struct ynode *v[3];
@@ -515,11 +515,15 @@ static int read_cond(struct reader *rd, const struct ynode *n, const char *where
 		return fail_at(rd, n->line, "%s has no 'value'", where);
 	char w[256];
 	keypath(w, sizeof w, "%s.value", where);
-	if (read_pval(rd, v[2], w, &c->val) < 0) {
-		cond_free(c);
-		return -1;
-	}
-	return 0;
+	return read_pval(rd, v[2], w, &c->val);
+}
+
+static int read_cond(struct reader *rd, const struct ynode *n, const char *where, struct cr_pcond *c)
+{
+	if (read_cond_fields(rd, n, where, c) == 0)
+		return 0;
+	cond_free(c);
+	return -1;
 }
 
 static int read_pentry(struct reader *rd, const struct ynode *n, const char *where, struct cr_param_entry *e)
