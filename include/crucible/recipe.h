@@ -163,9 +163,10 @@ void cr_recipe_free(struct cr_recipe *r);
  * layer / (num_layers - 1); a layer < 0 (embeddings, lm_head, final norm:
  * tensors outside the layers) gives 0; a layer >= num_layers - 1 (including MTP
  * layers) gives 1; with num_layers <= 1 every layer >= 0 gives 1 (mergekit's
- * rule for a one-layer slice).  Note: mergekit itself gives the tensors after
- * the layers (lm_head, model.norm) t = 1; a caller wanting that passes
- * layer = num_layers. */
+ * rule for a one-layer slice).  Tensors outside the layers get t = 0 as
+ * DESIGN §6 says, and the expected/ fixtures agree (ties-llama's model.norm
+ * and lm_head match chat weight 0.2, the gradient's start); mergekit's own
+ * planner would give the tensors after the layers t = 1. */
 double cr_layer_t(int layer, int num_layers);
 
 /* Value of a gradient or scalar at t (clamped to [0,1]; NaN counts as 0). */
