@@ -349,7 +349,7 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 		if (!st) {
 			cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' is named in the index but missing from shard \"%s\"", idx,
 				name, sh);
-			goto out;
+			goto out_files;
 		}
 		(*entries)[*nent].name = st->name;
 		(*entries)[*nent].shard = (int)k;
