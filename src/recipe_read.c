@@ -551,14 +551,6 @@ static int read_pentry(struct reader *rd, const struct ynode *n, const char *whe
 	return 0;
 }
 
-static const char *const *param_names(void)
-{
-	static const char *names[CR_P__COUNT];
-	if (!names[0])
-		for (int i = 0; i < CR_P__COUNT; i++)
-			names[i] = cr_param_info((enum cr_param_id)i)->name;
-	return names;
-}
 
 /* per_model_level: 1 for models[i] and sources, where global parameters are ignored. */
 static int read_params(struct reader *rd, const struct ynode *n, const char *where, int per_model_level,
@@ -575,9 +567,12 @@ static int read_params(struct reader *rd, const struct ynode *n, const char *whe
 		const struct ynode *key = n->kids[2 * i], *val = n->kids[2 * i + 1];
 		enum cr_param_id id = cr_param_parse(key->s);
 		if (id == CR_P_NONE) {
+			const char *names[CR_P__COUNT];
 			char sug[96];
+			for (int k = 0; k < CR_P__COUNT; k++)
+				names[k] = cr_param_info((enum cr_param_id)k)->name;
 			return fail_at(rd, key->line, "unknown parameter '%s' in %s%s", key->s, where,
-				       suggest(sug, sizeof sug, key->s, param_names(), CR_P__COUNT));
+				       suggest(sug, sizeof sug, key->s, names, CR_P__COUNT));
 		}
 		if (cr_param_set_find(set, id))
 			return fail_at(rd, key->line, "duplicate parameter '%s' in %s", key->s, where);
@@ -601,18 +596,6 @@ static int read_params(struct reader *rd, const struct ynode *n, const char *whe
 
 /* ---- models, slices, top level ---- */
 
-static char *resolve_path(const char *file, const char *path)
-{
-	const char *slash = file ? strrchr(file, '/') : NULL;
-	if (path[0] == '/' || !slash)
-		return cr_xstrdup(path);
-	size_t dl = (size_t)(slash - file) + 1, pl = strlen(path);
-	char *s = cr_xmalloc(dl + pl + 1);
-	memcpy(s, file, dl);
-	memcpy(s + dl, path, pl + 1);
-	return s;
-}
-
 static int read_model(struct reader *rd, const struct ynode *n, size_t idx, struct cr_recipe_model *m)
 {
 	static const char *const keys[] = { "model", "parameters" };
@@ -626,7 +609,7 @@ static int read_model(struct reader *rd, const struct ynode *n, size_t idx, stru
 		return fail_at(rd, n->line, "%s has no 'model' (the model's path)", where);
 	if (want_string(rd, v[0], "model", &m->path) < 0)
 		return -1;
-	m->resolved = resolve_path(rd->r->file, m->path);
+	m->resolved = cr_recipe_resolve(rd->r->file, m->path);
 	char w[96];
 	keypath(w, sizeof w, "%s.parameters", where);
 	return read_params(rd, v[1], w, 1, &m->params);
@@ -643,7 +626,7 @@ static int read_source(struct reader *rd, const struct ynode *n, const char *whe
 		return fail_at(rd, n->line, "%s has no 'model' (the model's path)", where);
 	if (want_string(rd, v[0], "model", &s->path) < 0)
 		return -1;
-	s->resolved = resolve_path(rd->r->file, s->path);
+	s->resolved = cr_recipe_resolve(rd->r->file, s->path);
 	if (!v[1])
 		return fail_at(rd, n->line, "%s has no 'layer_range: [start, end]'", where);
 	const struct ynode *lr = v[1];
@@ -744,7 +727,7 @@ static int read_recipe(struct reader *rd, const struct ynode *root)
 	if (v[K_BASE]) {
 		if (want_string(rd, v[K_BASE], "base_model", &r->base) < 0)
 			return -1;
-		r->base_resolved = resolve_path(r->file, r->base);
+		r->base_resolved = cr_recipe_resolve(r->file, r->base);
 	}
 	if (v[K_MODELS] && v[K_SLICES])
 		return fail_at(rd, kline[K_SLICES], "give either 'models' or 'slices', not both");

@@ -660,6 +660,96 @@ START_TEST(save_is_atomic)
 }
 END_TEST
 
+/* The fixture aoe-r1t-dsv3, built in code: writes and reads back as the file does. */
+START_TEST(builder_matches_fixture)
+{
+	const char *path = EXPECTED("aoe-r1t-dsv3.yaml");
+	struct warnings w = { 0 };
+	struct cr_recipe *want = load_ok(path, &w);
+	struct cr_recipe *r = cr_recipe_new(CR_M_AOE, path);
+	cr_recipe_set_base(r, "somewhere/else");
+	cr_recipe_set_base(r, "../models/dsv3/v3-base");
+	const double zero = 0.0, one = 1.0, d = 0.05, junk[] = { 3, 4 };
+	struct cr_recipe_model *m = cr_recipe_add_model(r, "../models/dsv3/v3-base");
+	cr_param_set_add_cond(&m->params, CR_P_WEIGHT, "mlp.experts.", CR_CLASS_NONE, 1, &zero);
+	cr_param_set_add_cond(&m->params, CR_P_WEIGHT, NULL, CR_CLASS_NONE, 1, &one);
+	m = cr_recipe_add_model(r, "../models/dsv3/r1");
+	cr_param_set_value(&m->params, CR_P_DENSITY, 2, junk); /* removed below */
+	cr_param_set_add_cond(&m->params, CR_P_WEIGHT, "mlp.experts.", CR_CLASS_NONE, 1, &one);
+	cr_param_set_add_cond(&m->params, CR_P_WEIGHT, NULL, CR_CLASS_NONE, 1, &zero);
+	cr_param_set_remove(&m->params, CR_P_DENSITY);
+	cr_param_set_value(&r->params, CR_P_DELTA, 2, junk);
+	cr_param_set_value(&r->params, CR_P_DELTA, 1, &d); /* replaces */
+	r->out_dtype = CR_DT_F8_E4M3;
+	char why[512] = "";
+	ck_assert_msg(recipe_equal(r, want, why), "%s", why);
+	char *text = round_trip(r);
+	/* and the text reads back equal to the fixture itself */
+	struct cr_recipe *back = NULL;
+	cr_error err;
+	ck_assert_int_eq(cr_recipe_parse(text, strlen(text), path, &back, NULL, NULL, &err), 0);
+	ck_assert_msg(recipe_equal(back, want, why), "%s", why);
+	cr_recipe_free(back);
+	free(text);
+	cr_recipe_free(want);
+	cr_recipe_free(r);
+
+	/* resolution rules */
+	char *p = cr_recipe_resolve("/a/b/r.yaml", "../m");
+	ck_assert_str_eq(p, "/a/b/../m");
+	free(p);
+	p = cr_recipe_resolve("/r.yaml", "m");
+	ck_assert_str_eq(p, "/m");
+	free(p);
+	p = cr_recipe_resolve("r.yaml", "m");
+	ck_assert_str_eq(p, "m");
+	free(p);
+	p = cr_recipe_resolve("x/r.yaml", "/abs/m");
+	ck_assert_str_eq(p, "/abs/m");
+	free(p);
+	p = cr_recipe_resolve(NULL, "m");
+	ck_assert_str_eq(p, "m");
+	free(p);
+}
+END_TEST
+
+/* Saving refuses a recipe that would not load, and leaves the old file alone. */
+START_TEST(save_refuses_invalid)
+{
+	char dir[] = "/tmp/check_recipe.XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof path, "%s/r.yaml", dir);
+	FILE *f = fopen(path, "w");
+	fputs("old\n", f);
+	fclose(f);
+	struct cr_recipe *r = cr_recipe_new(CR_M_TIES, path);
+	cr_recipe_add_model(r, "a");
+	cr_error err;
+	ck_assert_int_eq(cr_recipe_save(r, path, &err), -1);
+	char want[512];
+	snprintf(want, sizeof want, "not saved, the recipe is not valid: %s:1: merge_method 'ties' needs a base_model",
+		 path);
+	ck_assert_str_eq(err.msg, want);
+	char buf[16] = "";
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+	fclose(f);
+	ck_assert_str_eq(buf, "old\n");
+	/* with a base it saves, and loads back */
+	cr_recipe_set_base(r, "b");
+	ck_assert_int_eq(cr_recipe_save(r, path, &err), 0);
+	struct warnings w = { 0 };
+	struct cr_recipe *back = load_ok(path, &w);
+	char why[512] = "";
+	ck_assert_msg(recipe_equal(r, back, why), "%s", why);
+	cr_recipe_free(back);
+	cr_recipe_free(r);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 /* ---- errors: one line, the file, the exact line, the key ---- */
 
 START_TEST(errors_keys_and_names)
@@ -1066,6 +1156,8 @@ static Suite *recipe_suite(void)
 	tcase_add_test(tc, own_recipes_round_trip);
 	tcase_add_test(tc, round_trip_numbers_and_shapes);
 	tcase_add_test(tc, save_is_atomic);
+	tcase_add_test(tc, builder_matches_fixture);
+	tcase_add_test(tc, save_refuses_invalid);
 	tcase_add_test(tc, errors_keys_and_names);
 	tcase_add_test(tc, errors_structure);
 	tcase_add_test(tc, errors_values);
