@@ -433,6 +433,22 @@ START_TEST(fixtures_all_round_trip)
 		ck_assert_msg(w.n == 0, "%s: unexpected warning %s", path, w.msg[0]);
 		assert_paths_exist(r);
 		free(round_trip(r));
+		/* the same text with CRLF line ends and a UTF-8 byte order mark reads the same */
+		FILE *fp = fopen(path, "rb");
+		char text[8192], crlf[16384] = "\xef\xbb\xbf";
+		size_t len = fread(text, 1, sizeof text, fp), k = 3;
+		fclose(fp);
+		for (size_t i = 0; i < len; i++) {
+			if (text[i] == '\n')
+				crlf[k++] = '\r';
+			crlf[k++] = text[i];
+		}
+		struct cr_recipe *r2 = NULL;
+		cr_error err;
+		ck_assert_msg(cr_recipe_parse(crlf, k, path, &r2, NULL, NULL, &err) == 0, "%s", err.msg);
+		char why[512] = "";
+		ck_assert_msg(recipe_equal(r, r2, why), "%s with CRLF: %s", path, why);
+		cr_recipe_free(r2);
 		cr_recipe_free(r);
 		count++;
 	}
