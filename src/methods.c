@@ -329,6 +329,8 @@ struct sel_state {
 	uint32_t bin1[CR_MAX_INPUTS], bin2[CR_MAX_INPUTS];
 	uint64_t *eqc; /* stage 3: per chunk, per active input: 2 counts */
 	size_t per_thread;
+	int sort_input;		   /* stage 4: the input whose keys are gathered */
+	struct cr_sort_pair *pairs; /* stage 4: every key with its index */
 };
 
 static void task_vector(const float *x, const float *b, float *d, size_t n)
@@ -343,6 +345,15 @@ static int sel_chunk(struct cr_kctx *k, uint64_t c, float *const *x, size_t n, v
 	struct sel_state *s = state;
 	const float *b = x[k->kp.base];
 	uint64_t *h = s->hist ? s->hist + (size_t)thread_id() * s->per_thread : NULL;
+	if (s->stage == 4) {
+		const float *xi = x[s->sort_input];
+		uint64_t first = c * k->chunk;
+		for (size_t j = 0; j < n; j++) {
+			s->pairs[first + j].key = fabsf(xi[j] - b[j]);
+			s->pairs[first + j].idx = (uint32_t)(first + j);
+		}
+		return 0;
+	}
 	for (int a = 0; a < s->nact; a++) {
 		int i = s->act[a];
 		const float *xi = x[i];
@@ -444,12 +455,38 @@ static int select_pass(const struct pass_env *e, cr_error *err)
 		kp->less1 = below1[a] + in1;
 		kp->less2 = below2[a] + in2;
 		uint64_t cnt2 = h[65536 + lo2];
-		/* a run of equal keys straddling a boundary is split by element order */
-		if (kp->less1 < kp->lo || kp->less2 + cnt2 > kp->hi)
-			ties = 1;
+		/* a run of equal keys straddles a boundary: replay mergekit's sort, or split by element order */
+		if (kp->less1 < kp->lo || kp->less2 + cnt2 > kp->hi) {
+			if (k->nelem <= CR_TIE_SORT_MAX)
+				kp->tiebits = cr_xcalloc((size_t)(k->nelem + 7) / 8, 1);
+			else
+				ties = 1;
+		}
 	}
 	free(s.hist);
 	s.hist = NULL;
+	for (int a = 0; a < s.nact && rc == 0; a++) {
+		int i = s.act[a];
+		struct cr_keep *kp = &k->keep[i];
+		if (!kp->tiebits)
+			continue;
+		s.stage = 4;
+		s.sort_input = i;
+		s.pairs = cr_xmalloc((size_t)k->nelem * sizeof *s.pairs);
+		rc = run_pass(e, need, sel_chunk, &s, 1, err);
+		if (rc == 0) {
+			uint64_t N = k->nelem;
+			cr_std_sort(s.pairs, (size_t)N, kp->desc);
+			uint64_t p0 = kp->desc ? N - kp->hi : kp->lo, p1 = kp->desc ? N - kp->lo : kp->hi;
+			for (uint64_t q = p0; q < p1; q++) {
+				uint32_t key = fkey(s.pairs[q].key), idx = s.pairs[q].idx;
+				if (key == kp->k1 || key == kp->k2)
+					kp->tiebits[idx / 8] |= (uint8_t)(1u << (idx % 8));
+			}
+		}
+		free(s.pairs);
+		s.pairs = NULL;
+	}
 	if (rc < 0 || !ties)
 		return rc;
 
@@ -459,6 +496,8 @@ static int select_pass(const struct pass_env *e, cr_error *err)
 	rc = run_pass(e, need, sel_chunk, &s, 1, err);
 	for (int a = 0; a < s.nact && rc == 0; a++) {
 		struct cr_keep *kp = &k->keep[s.act[a]];
+		if (kp->tiebits)
+			continue;
 		kp->eq1 = cr_xmalloc((k->nchunks + 1) * sizeof(uint64_t));
 		kp->eq2 = cr_xmalloc((k->nchunks + 1) * sizeof(uint64_t));
 		uint64_t c1 = 0, c2 = 0;
@@ -542,12 +581,17 @@ static void apply_mask(const struct cr_kctx *k, int i, uint64_t c, float *d, siz
 			return;
 		}
 		uint64_t e1 = kp->eq1 ? kp->eq1[c] : 0, e2 = kp->eq2 ? kp->eq2[c] : 0;
+		uint64_t t1 = kp->eq1 ? kp->eq1[k->nchunks] : 0, t2 = kp->eq2 ? kp->eq2[k->nchunks] : 0;
 		for (size_t j = 0; j < n; j++) {
 			uint32_t key = fkey(d[j]);
 			int keep = key >= kp->k1 && key <= kp->k2;
-			if (keep && key == kp->k1 && kp->eq1 && kp->less1 + e1 < kp->lo)
+			/* rank among equal keys: element order, or reversed for a descending sort */
+			uint64_t r1 = kp->desc ? t1 - 1 - e1 : e1, r2 = kp->desc ? t2 - 1 - e2 : e2;
+			if (kp->tiebits && (key == kp->k1 || key == kp->k2))
+				keep = (kp->tiebits[(first + j) / 8] >> ((first + j) % 8)) & 1;
+			if (keep && key == kp->k1 && kp->eq1 && kp->less1 + r1 < kp->lo)
 				keep = 0;
-			if (keep && key == kp->k2 && kp->eq2 && kp->less2 + e2 >= kp->hi)
+			if (keep && key == kp->k2 && kp->eq2 && kp->less2 + r2 >= kp->hi)
 				keep = 0;
 			e1 += key == kp->k1;
 			e2 += key == kp->k2;
@@ -691,9 +735,10 @@ static int prepare_gta(struct cr_kctx *k, const struct pass_env *e, cr_error *er
 				continue;
 			uint64_t target = (uint64_t)(dens * (double)N);
 			uint64_t lo, hi;
-			if (sp == SP_MAGNITUDE) {
+			if (sp == SP_MAGNITUDE) { /* mergekit: top k of a descending sort */
 				lo = N - target;
 				hi = N;
+				kk->desc = 1;
 			} else {
 				uint64_t ntop = (uint64_t)(kp->p[i][CR_P_GAMMA] * (double)N);
 				int64_t nbot = (int64_t)N - (int64_t)target - (int64_t)ntop;
@@ -936,7 +981,9 @@ void cr_kernel_release(struct cr_kctx *k)
 	for (int i = 0; i < CR_MAX_INPUTS; i++) {
 		free(k->keep[i].eq1);
 		free(k->keep[i].eq2);
+		free(k->keep[i].tiebits);
 		k->keep[i].eq1 = k->keep[i].eq2 = NULL;
+		k->keep[i].tiebits = NULL;
 	}
 	free(k->colcoef);
 	k->colcoef = NULL;

@@ -82,12 +82,33 @@ void cr_scratch_free(struct cr_scratch *s);
 
 /* Rank range kept by magnitude pruning of one input's task vector. */
 struct cr_keep {
-	int active;	     /* 0: keep everything */
+	int active;	     /* 0: keep everything, 1: keep the rank range, 2: keep nothing */
+	int desc;	     /* equal keys rank by descending element order (a stable descending sort) */
 	uint64_t lo, hi;     /* keep ascending ranks [lo, hi) */
 	uint32_t k1, k2;     /* keys (|x| bit patterns) at rank lo and hi-1 */
 	uint64_t less1, less2; /* elements with key < k1, < k2 */
 	uint64_t *eq1, *eq2; /* per chunk: elements equal to k1 / k2 before it (NULL: no tie to break) */
+	uint8_t *tiebits;    /* bit per element: kept, for keys k1 or k2 when ties straddle (see below) */
 };
+
+/*
+ * Ties at a pruning boundary.  mergekit ranks with torch's unstable CPU sort
+ * (libstdc++ std::sort over (value, index) pairs), so which of several equal
+ * magnitudes survive depends on that algorithm.  For tensors of at most
+ * CR_TIE_SORT_MAX elements whose boundary is a run of equal keys, crucible
+ * replays the same introsort on the keys (8 bytes per element, held for that
+ * tensor only) and gets mergekit's exact choice.  Larger tensors break such
+ * ties by element order, streaming.
+ */
+#define CR_TIE_SORT_MAX ((uint64_t)1 << 24)
+
+/* libstdc++'s std::sort (introsort, median-of-3, heapsort fallback, final
+ * insertion sort) over keys with their indices; desc: descending order. */
+struct cr_sort_pair {
+	float key;
+	uint32_t idx;
+};
+void cr_std_sort(struct cr_sort_pair *a, size_t n, int desc);
 
 /* Everything the chunk kernel needs for one tensor. */
 struct cr_kctx {
