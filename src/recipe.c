@@ -4,12 +4,13 @@
  * precedence, and freeing.  Reading is in recipe_read.c, writing in
  * recipe_write.c.
  *
+ * It also has the small builder used to make a recipe in code.
+ *
  * Resolution never allocates and never fails, so the planner can call it for
  * every tensor and parent from any thread.
  */
 #include "config.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,16 +103,12 @@ found:
 	return 1;
 }
 
+static void entry_clear(struct cr_param_entry *e);
+
 static void param_set_free(struct cr_param_set *s)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		struct cr_param_entry *e = &s->items[i];
-		for (size_t j = 0; j < e->nconds; j++) {
-			free(e->conds[j].filter);
-			free(e->conds[j].val.v);
-		}
-		free(e->conds);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		entry_clear(&s->items[i]);
 	free(s->items);
 	s->items = NULL;
 	s->n = 0;
@@ -144,4 +141,99 @@ void cr_recipe_free(struct cr_recipe *r)
 	free(r->base_resolved);
 	free(r->tokenizer_source);
 	free(r);
+}
+
+/* ---- building ---- */
+
+char *cr_recipe_resolve(const char *file, const char *path)
+{
+	const char *slash = file ? strrchr(file, '/') : NULL;
+	if (path[0] == '/' || !slash)
+		return cr_xstrdup(path);
+	size_t dl = (size_t)(slash - file) + 1, pl = strlen(path);
+	char *s = cr_xmalloc(dl + pl + 1);
+	memcpy(s, file, dl);
+	memcpy(s + dl, path, pl + 1);
+	return s;
+}
+
+struct cr_recipe *cr_recipe_new(enum cr_method_id method, const char *file)
+{
+	struct cr_recipe *r = cr_xcalloc(1, sizeof *r);
+	r->file = cr_xstrdup(file ? file : "<recipe>");
+	r->method = method;
+	r->dtype = r->out_dtype = CR_DT_NONE;
+	return r;
+}
+
+void cr_recipe_set_base(struct cr_recipe *r, const char *path)
+{
+	free(r->base);
+	free(r->base_resolved);
+	r->base = path ? cr_xstrdup(path) : NULL;
+	r->base_resolved = path ? cr_recipe_resolve(r->file, path) : NULL;
+}
+
+struct cr_recipe_model *cr_recipe_add_model(struct cr_recipe *r, const char *path)
+{
+	r->models = cr_xrealloc(r->models, (r->nmodels + 1) * sizeof *r->models);
+	struct cr_recipe_model *m = &r->models[r->nmodels++];
+	memset(m, 0, sizeof *m);
+	m->path = cr_xstrdup(path);
+	m->resolved = cr_recipe_resolve(r->file, path);
+	return m;
+}
+
+static void entry_clear(struct cr_param_entry *e)
+{
+	for (size_t j = 0; j < e->nconds; j++) {
+		free(e->conds[j].filter);
+		free(e->conds[j].val.v);
+	}
+	free(e->conds);
+	e->conds = NULL;
+	e->nconds = 0;
+}
+
+static struct cr_param_entry *entry_get(struct cr_param_set *s, enum cr_param_id p)
+{
+	struct cr_param_entry *e = (struct cr_param_entry *)cr_param_set_find(s, p);
+	if (e)
+		return e;
+	s->items = cr_xrealloc(s->items, (s->n + 1) * sizeof *s->items);
+	e = &s->items[s->n++];
+	memset(e, 0, sizeof *e);
+	e->id = p;
+	return e;
+}
+
+void cr_param_set_add_cond(struct cr_param_set *s, enum cr_param_id p, const char *filter, enum cr_class cls,
+			   size_t n, const double *v)
+{
+	struct cr_param_entry *e = entry_get(s, p);
+	e->conds = cr_xrealloc(e->conds, (e->nconds + 1) * sizeof *e->conds);
+	struct cr_pcond *c = &e->conds[e->nconds++];
+	c->filter = filter ? cr_xstrdup(filter) : NULL;
+	c->cls = cls;
+	c->val.n = n;
+	c->val.v = cr_xmalloc((n ? n : 1) * sizeof(double));
+	if (n)
+		memcpy(c->val.v, v, n * sizeof(double));
+}
+
+void cr_param_set_value(struct cr_param_set *s, enum cr_param_id p, size_t n, const double *v)
+{
+	entry_clear(entry_get(s, p));
+	cr_param_set_add_cond(s, p, NULL, CR_CLASS_NONE, n, v);
+}
+
+void cr_param_set_remove(struct cr_param_set *s, enum cr_param_id p)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->items[i].id == p) {
+			entry_clear(&s->items[i]);
+			memmove(&s->items[i], &s->items[i + 1], (s->n - i - 1) * sizeof *s->items);
+			s->n--;
+			return;
+		}
 }

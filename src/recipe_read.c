@@ -129,7 +129,7 @@ static int syntax_error(struct reader *rd, const yaml_parser_t *p)
 			       p->problem ? p->problem : "bad byte");
 	int line = (int)p->problem_mark.line + 1;
 	if (p->context)
-		return fail_at(rd, line, "YAML syntax error: %s %s (line %d)", p->problem ? p->problem : "?",
+		return fail_at(rd, line, "YAML syntax error: %s %s started at line %d", p->problem ? p->problem : "?",
 			       p->context, (int)p->context_mark.line + 1);
 	return fail_at(rd, line, "YAML syntax error: %s", p->problem ? p->problem : "?");
 }
@@ -409,9 +409,10 @@ static const char *suggest(char *buf, size_t size, const char *got, const char *
 /* ---- mappings with a fixed set of keys ---- */
 
 /* Check every key of map n is one of keys[] and none repeats; vals[i] gets the
- * value node for keys[i] (NULL when absent, or when its value is null). */
+ * value node for keys[i] (NULL when absent, or when its value is null) and
+ * klines[i], when klines is given, the line of the key. */
 static int map_fields(struct reader *rd, const struct ynode *n, const char *where, const char *const *keys,
-		      size_t nkeys, const struct ynode **vals)
+		      size_t nkeys, const struct ynode **vals, int *klines)
 {
 	if (n->kind != Y_MAP)
 		return fail_at(rd, n->line, "%s must be a mapping (key: value), not %s", where, kind_name(n));
@@ -432,6 +433,8 @@ static int map_fields(struct reader *rd, const struct ynode *n, const char *wher
 		if (seen[k]++)
 			return fail_at(rd, key->line, "duplicate key '%s' in %s", key->s, where);
 		vals[k] = is_null(val) ? NULL : val;
+		if (klines)
+			klines[k] = key->line;
 	}
 	return 0;
 }
@@ -478,7 +481,7 @@ static void cond_free(struct cr_pcond *c)
 	c->val.v = NULL;
 }
 
-static int read_cond(struct reader *rd, const struct ynode *n, const char *where, struct cr_pcond *c)
+static int read_cond_fields(struct reader *rd, const struct ynode *n, const char *where, struct cr_pcond *c)
 {
 	static const char *const keys[] = { "filter", "class", "value" };
 	const struct ynode *v[3];
@@ -486,7 +489,7 @@ static int read_cond(struct reader *rd, const struct ynode *n, const char *where
 	c->cls = CR_CLASS_NONE;
 	c->val.n = 0;
 	c->val.v = NULL;
-	if (map_fields(rd, n, where, keys, 3, v) < 0)
+	if (map_fields(rd, n, where, keys, 3, v, NULL) < 0)
 		return -1;
 	if (v[0] && v[1])
 		return fail_at(rd, v[1]->line, "%s has both 'filter' and 'class'; use one per entry", where);
@@ -512,11 +515,15 @@ static int read_cond(struct reader *rd, const struct ynode *n, const char *where
 		return fail_at(rd, n->line, "%s has no 'value'", where);
 	char w[256];
 	keypath(w, sizeof w, "%s.value", where);
-	if (read_pval(rd, v[2], w, &c->val) < 0) {
-		cond_free(c);
-		return -1;
-	}
-	return 0;
+	return read_pval(rd, v[2], w, &c->val);
+}
+
+static int read_cond(struct reader *rd, const struct ynode *n, const char *where, struct cr_pcond *c)
+{
+	if (read_cond_fields(rd, n, where, c) == 0)
+		return 0;
+	cond_free(c);
+	return -1;
 }
 
 static int read_pentry(struct reader *rd, const struct ynode *n, const char *where, struct cr_param_entry *e)
@@ -544,14 +551,6 @@ static int read_pentry(struct reader *rd, const struct ynode *n, const char *whe
 	return 0;
 }
 
-static const char *const *param_names(void)
-{
-	static const char *names[CR_P__COUNT];
-	if (!names[0])
-		for (int i = 0; i < CR_P__COUNT; i++)
-			names[i] = cr_param_info((enum cr_param_id)i)->name;
-	return names;
-}
 
 /* per_model_level: 1 for models[i] and sources, where global parameters are ignored. */
 static int read_params(struct reader *rd, const struct ynode *n, const char *where, int per_model_level,
@@ -568,9 +567,12 @@ static int read_params(struct reader *rd, const struct ynode *n, const char *whe
 		const struct ynode *key = n->kids[2 * i], *val = n->kids[2 * i + 1];
 		enum cr_param_id id = cr_param_parse(key->s);
 		if (id == CR_P_NONE) {
+			const char *names[CR_P__COUNT];
 			char sug[96];
+			for (int k = 0; k < CR_P__COUNT; k++)
+				names[k] = cr_param_info((enum cr_param_id)k)->name;
 			return fail_at(rd, key->line, "unknown parameter '%s' in %s%s", key->s, where,
-				       suggest(sug, sizeof sug, key->s, param_names(), CR_P__COUNT));
+				       suggest(sug, sizeof sug, key->s, names, CR_P__COUNT));
 		}
 		if (cr_param_set_find(set, id))
 			return fail_at(rd, key->line, "duplicate parameter '%s' in %s", key->s, where);
@@ -594,18 +596,6 @@ static int read_params(struct reader *rd, const struct ynode *n, const char *whe
 
 /* ---- models, slices, top level ---- */
 
-static char *resolve_path(const char *file, const char *path)
-{
-	const char *slash = file ? strrchr(file, '/') : NULL;
-	if (path[0] == '/' || !slash)
-		return cr_xstrdup(path);
-	size_t dl = (size_t)(slash - file) + 1, pl = strlen(path);
-	char *s = cr_xmalloc(dl + pl + 1);
-	memcpy(s, file, dl);
-	memcpy(s + dl, path, pl + 1);
-	return s;
-}
-
 static int read_model(struct reader *rd, const struct ynode *n, size_t idx, struct cr_recipe_model *m)
 {
 	static const char *const keys[] = { "model", "parameters" };
@@ -613,13 +603,13 @@ static int read_model(struct reader *rd, const struct ynode *n, size_t idx, stru
 	char where[64];
 	keypath(where, sizeof where, "models[%zu]", idx);
 	m->line = n->line;
-	if (map_fields(rd, n, where, keys, 2, v) < 0)
+	if (map_fields(rd, n, where, keys, 2, v, NULL) < 0)
 		return -1;
 	if (!v[0])
 		return fail_at(rd, n->line, "%s has no 'model' (the model's path)", where);
 	if (want_string(rd, v[0], "model", &m->path) < 0)
 		return -1;
-	m->resolved = resolve_path(rd->r->file, m->path);
+	m->resolved = cr_recipe_resolve(rd->r->file, m->path);
 	char w[96];
 	keypath(w, sizeof w, "%s.parameters", where);
 	return read_params(rd, v[1], w, 1, &m->params);
@@ -630,13 +620,13 @@ static int read_source(struct reader *rd, const struct ynode *n, const char *whe
 	static const char *const keys[] = { "model", "layer_range", "parameters" };
 	const struct ynode *v[3];
 	s->line = n->line;
-	if (map_fields(rd, n, where, keys, 3, v) < 0)
+	if (map_fields(rd, n, where, keys, 3, v, NULL) < 0)
 		return -1;
 	if (!v[0])
 		return fail_at(rd, n->line, "%s has no 'model' (the model's path)", where);
 	if (want_string(rd, v[0], "model", &s->path) < 0)
 		return -1;
-	s->resolved = resolve_path(rd->r->file, s->path);
+	s->resolved = cr_recipe_resolve(rd->r->file, s->path);
 	if (!v[1])
 		return fail_at(rd, n->line, "%s has no 'layer_range: [start, end]'", where);
 	const struct ynode *lr = v[1];
@@ -663,7 +653,7 @@ static int read_slice(struct reader *rd, const struct ynode *n, size_t idx, stru
 	char where[64];
 	keypath(where, sizeof where, "slices[%zu]", idx);
 	sl->line = n->line;
-	if (map_fields(rd, n, where, keys, 2, v) < 0)
+	if (map_fields(rd, n, where, keys, 2, v, NULL) < 0)
 		return -1;
 	if (!v[0] || v[0]->kind != Y_SEQ || v[0]->n == 0)
 		return fail_at(rd, v[0] ? v[0]->line : n->line, "%s needs 'sources', a non-empty list", where);
@@ -707,10 +697,11 @@ static int read_recipe(struct reader *rd, const struct ynode *root)
 {
 	struct cr_recipe *r = rd->r;
 	const struct ynode *v[K__N];
+	int kline[K__N];
 	if (root->kind != Y_MAP)
 		return fail_at(rd, root->line, "the top level of a recipe must be a mapping (merge_method: ...), not %s",
 			       is_null(root) ? "empty" : kind_name(root));
-	if (map_fields(rd, root, "the recipe", top_keys, K__N, v) < 0)
+	if (map_fields(rd, root, "the recipe", top_keys, K__N, v, kline) < 0)
 		return -1;
 
 	if (!v[K_METHOD])
@@ -736,10 +727,10 @@ static int read_recipe(struct reader *rd, const struct ynode *root)
 	if (v[K_BASE]) {
 		if (want_string(rd, v[K_BASE], "base_model", &r->base) < 0)
 			return -1;
-		r->base_resolved = resolve_path(r->file, r->base);
+		r->base_resolved = cr_recipe_resolve(r->file, r->base);
 	}
 	if (v[K_MODELS] && v[K_SLICES])
-		return fail_at(rd, v[K_SLICES]->line, "give either 'models' or 'slices', not both");
+		return fail_at(rd, kline[K_SLICES], "give either 'models' or 'slices', not both");
 	if (v[K_MODELS]) {
 		const struct ynode *ms = v[K_MODELS];
 		if (ms->kind != Y_SEQ || ms->n == 0)

@@ -292,6 +292,14 @@ int cr_recipe_save(const struct cr_recipe *r, const char *path, cr_error *err)
 	if (!text)
 		return cr_fail(err, CR_E_RECIPE, "%s: the recipe cannot be written as YAML (no method, or a path that is "
 				    "not UTF-8 text)", path);
+	/* Never write what would not load back. */
+	struct cr_recipe *check = NULL;
+	cr_error perr;
+	if (cr_recipe_parse(text, strlen(text), path, &check, NULL, NULL, &perr) < 0) {
+		free(text);
+		return cr_fail(err, CR_E_RECIPE, "not saved, the recipe is not valid: %s", perr.msg);
+	}
+	cr_recipe_free(check);
 	size_t pl = strlen(path);
 	char *tmp = cr_xmalloc(pl + 16);
 	snprintf(tmp, pl + 16, "%s.tmpXXXXXX", path);

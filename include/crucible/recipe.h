@@ -155,7 +155,9 @@ int cr_recipe_parse(const char *text, size_t len, const char *file, struct cr_re
 /* Malloc'd YAML text in mergekit's shape (paths as written); NULL when the
  * recipe cannot be written (no method, a string that is not UTF-8). */
 char *cr_recipe_to_yaml(const struct cr_recipe *r);
-/* Write atomically: a temporary file in the same folder, then rename. */
+/* Write atomically: a temporary file in the same folder, then rename.  The
+ * text is read back first, so a recipe that would not load (say, ties without
+ * a base_model) is refused with that error and nothing is written. */
 int cr_recipe_save(const struct cr_recipe *r, const char *path, cr_error *err);
 void cr_recipe_free(struct cr_recipe *r);
 
@@ -163,9 +165,10 @@ void cr_recipe_free(struct cr_recipe *r);
  * layer / (num_layers - 1); a layer < 0 (embeddings, lm_head, final norm:
  * tensors outside the layers) gives 0; a layer >= num_layers - 1 (including MTP
  * layers) gives 1; with num_layers <= 1 every layer >= 0 gives 1 (mergekit's
- * rule for a one-layer slice).  Note: mergekit itself gives the tensors after
- * the layers (lm_head, model.norm) t = 1; a caller wanting that passes
- * layer = num_layers. */
+ * rule for a one-layer slice).  Tensors outside the layers get t = 0 as
+ * DESIGN §6 says, and the expected/ fixtures agree (ties-llama's model.norm
+ * and lm_head match chat weight 0.2, the gradient's start); mergekit's own
+ * planner would give the tensors after the layers t = 1. */
 double cr_layer_t(int layer, int num_layers);
 
 /* Value of a gradient or scalar at t (clamped to [0,1]; NaN counts as 0). */
@@ -183,5 +186,23 @@ int cr_recipe_param(const struct cr_recipe *r, int model, int slice, int source,
 
 /* The entry for p in a set, or NULL. */
 const struct cr_param_entry *cr_param_set_find(const struct cr_param_set *s, enum cr_param_id p);
+
+/* path relative to the folder of `file` (malloc'd); absolute paths, and any
+ * path when file is NULL or has no '/', come back as they are. */
+char *cr_recipe_resolve(const char *file, const char *path);
+
+/* Building a recipe in code (the workbench's export).  Strings and values are
+ * copied.  Paths resolve against the folder of `file` (NULL: as written).
+ * Adding a model may move models[]: earlier pointers into it become stale. */
+struct cr_recipe *cr_recipe_new(enum cr_method_id method, const char *file);
+void cr_recipe_set_base(struct cr_recipe *r, const char *path); /* NULL removes it */
+struct cr_recipe_model *cr_recipe_add_model(struct cr_recipe *r, const char *path);
+/* Set p to a plain scalar (n == 1) or gradient (n > 1), replacing any entry for p. */
+void cr_param_set_value(struct cr_param_set *s, enum cr_param_id p, size_t n, const double *v);
+/* Append a conditional entry to p's list (created when absent); filter NULL and
+ * cls CR_CLASS_NONE make the catch-all entry.  Entries are tried in order. */
+void cr_param_set_add_cond(struct cr_param_set *s, enum cr_param_id p, const char *filter, enum cr_class cls,
+			   size_t n, const double *v);
+void cr_param_set_remove(struct cr_param_set *s, enum cr_param_id p);
 
 #endif
