@@ -52,7 +52,7 @@ static int add_parent(struct cr_plan *p, const char *path, cr_error *err)
 	p->parents = cr_xrealloc(p->parents, (p->nparents + 1) * sizeof *p->parents);
 	p->parent_path = cr_xrealloc(p->parent_path, (p->nparents + 1) * sizeof *p->parent_path);
 	p->parents[p->nparents] = c;
-	p->parent_path[p->nparents] = path;
+	p->parent_path[p->nparents] = cr_xstrdup(path);
 	return (int)p->nparents++;
 }
 
@@ -192,9 +192,14 @@ static void resolve_params(struct cr_plan *p, const struct cr_recipe *r, struct 
 				*dst = cr_param_default(p->method, (enum cr_param_id)q);
 		}
 	}
-	/* aoe: a base that the recipe does not list among the models has no weight */
-	if (p->method == CR_M_AOE && o->base >= 0 && src[o->base].model < 0 && src[o->base].source < 0)
-		o->p[(size_t)o->base * CR_P__COUNT + CR_P_WEIGHT] = 0.0;
+	/* aoe: a base that the recipe does not list among the models gets what the others leave of 1 */
+	if (p->method == CR_M_AOE && o->base >= 0 && src[o->base].model < 0 && src[o->base].source < 0) {
+		double rest = 1.0;
+		for (int k = 0; k < o->ninputs; k++)
+			if (k != o->base)
+				rest -= o->p[(size_t)k * CR_P__COUNT + CR_P_WEIGHT];
+		o->p[(size_t)o->base * CR_P__COUNT + CR_P_WEIGHT] = rest > 0.0 ? rest : 0.0;
+	}
 }
 
 /* Input list for the models form. */
@@ -442,8 +447,10 @@ void cr_plan_free(struct cr_plan *p)
 		free(p->t[i].p);
 	}
 	free(p->t);
-	for (size_t i = 0; i < p->nparents; i++)
+	for (size_t i = 0; i < p->nparents; i++) {
 		cr_ckpt_close(p->parents[i]);
+		free((char *)p->parent_path[i]);
+	}
 	free(p->parents);
 	free(p->parent_path);
 	free(p);

@@ -8,7 +8,8 @@
  * gradients over the layer position t).  It does no tensor I/O.
  *
  * Parents: index 0 is the base model when the recipe has one; the others
- * follow in the order the recipe first names them.  A tensor's inputs are the
+ * follow in the order the recipe first names them.  For aoe, a base that the
+ * recipe does not list among its models gets weight max(0, 1 − Σ others).  A tensor's inputs are the
  * parents it is merged from, each with its per-input parameters.
  *
  * Decisions (the TUI's live view): cr_plan_decide() is a pure function of a
@@ -65,7 +66,7 @@ struct cr_plan {
 	enum cr_method_id method;
 	size_t nparents;
 	struct cr_ckpt **parents;
-	const char **parent_path; /* as resolved in the recipe */
+	const char **parent_path; /* as resolved in the recipe (owned copies) */
 	int has_base;		  /* parent 0 is the base */
 	int layers_out;		  /* num_hidden_layers of the output, -1 = as the base */
 	enum cr_dtype want;	  /* out_dtype, else dtype, else CR_DT_NONE */
