@@ -30,7 +30,7 @@
 #include "crucible/fp8.h"
 #include "crucible/output.h"
 
-#define DEFAULT_CHUNK (1u << 20)
+#define DEFAULT_CHUNK 1048576
 #define COPY_CHUNK_BYTES (4u << 20)
 #define MANIFEST ".crucible-manifest.json"
 

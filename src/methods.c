@@ -97,8 +97,10 @@ static uint32_t fkey(float v)
 static long bad_value(const float *x, size_t n)
 {
 	int any = 0;
+	const uint32_t *u = (const uint32_t *)(const void *)x; /* bit tests: no FP compares, vectorizes */
+#pragma omp simd reduction(| : any)
 	for (size_t i = 0; i < n; i++)
-		any |= (fkey(x[i]) >= 0x7f800000u);
+		any |= (u[i] & 0x7f800000u) == 0x7f800000u;
 	if (!any)
 		return -1;
 	for (size_t i = 0; i < n; i++)
@@ -1068,18 +1070,49 @@ static void rows_stock(const struct cr_kctx *k, float *const *x, size_t n, float
 	}
 }
 
-int cr_kernel_chunk(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out, cr_error *err)
+/* Inputs are checked through the output: a NaN or Inf that reaches the result is
+ * reported with the input that holds it (one pass over the output, not one per input). */
+static int check_output(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, const float *out,
+			cr_error *err)
 {
-	const struct cr_kparams *p = &k->kp;
+	long b = bad_value(out, n);
+	if (b < 0)
+		return 0;
 	uint64_t first = c * k->chunk;
 	uint32_t used = cr_kernel_inputs_used(k);
-	for (int i = 0; i < p->n; i++)
+	for (int i = 0; i < k->kp.n; i++)
 		if ((used & (1u << i)) && check_input(k, i, x[i], first, n, err) < 0)
 			return -1;
+	return cr_fail(err, CR_E_NUMERIC, "tensor '%s': the result is not finite at element %llu", k->name,
+		       (unsigned long long)(first + (uint64_t)b));
+}
+
+static int chunk_math(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out);
+
+int cr_kernel_chunk(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out, cr_error *err)
+{
 	if (k->decision == CR_DEC_COPY) {
+		if (check_input(k, k->source, x[k->source], c * k->chunk, n, err) < 0)
+			return -1;
 		memcpy(out, x[k->source], n * sizeof(float));
 		return 0;
 	}
+	/* inputs are modified in place by some methods: check them first when a NaN could be masked out */
+	enum sparsify sp = sparsify_of(k->kp.method);
+	if (sp != SP_NONE || uses_consensus(k->kp.method)) {
+		uint32_t used = cr_kernel_inputs_used(k);
+		for (int i = 0; i < k->kp.n; i++)
+			if ((used & (1u << i)) && check_input(k, i, x[i], c * k->chunk, n, err) < 0)
+				return -1;
+	}
+	chunk_math(k, c, x, n, out);
+	return check_output(k, c, x, n, out, err);
+}
+
+static int chunk_math(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out)
+{
+	const struct cr_kparams *p = &k->kp;
+	uint64_t first = c * k->chunk;
 	enum cr_method_id m = p->method;
 	switch (m) {
 	case CR_M_PASSTHROUGH: {
@@ -1090,17 +1123,52 @@ int cr_kernel_chunk(const struct cr_kctx *k, uint64_t c, float *const *x, size_t
 	}
 	case CR_M_LINEAR:
 	case CR_M_AOE: {
-		memset(out, 0, n * sizeof(float));
-		for (int i = 0; i < p->n; i++) {
-			float w = k->w[i];
-			if (w == 0.0f)
-				continue;
-			for (size_t j = 0; j < n; j++)
-				out[j] += w * x[i][j];
+		/* weighted sum in input order, then the division mergekit does */
+		const float *v[CR_MAX_INPUTS];
+		float w[CR_MAX_INPUTS], div = k->c0;
+		int nw = 0;
+		for (int i = 0; i < p->n; i++)
+			if (k->w[i] != 0.0f) {
+				v[nw] = x[i];
+				w[nw++] = k->w[i];
+			}
+		if (nw == 0) {
+			memset(out, 0, n * sizeof(float));
+			return 0;
 		}
-		if (k->c0 != 1.0f)
+		const float *a = v[0];
+		float wa = w[0];
+		if (nw == 2) {
+			const float *b = v[1];
+			float wb = w[1];
+#pragma omp simd
 			for (size_t j = 0; j < n; j++)
-				out[j] /= k->c0;
+				out[j] = (wa * a[j] + wb * b[j]) / div;
+			return 0;
+		}
+		if (nw == 3) {
+			const float *b = v[1], *d = v[2];
+			float wb = w[1], wd = w[2];
+#pragma omp simd
+			for (size_t j = 0; j < n; j++)
+				out[j] = (wa * a[j] + wb * b[j] + wd * d[j]) / div;
+			return 0;
+		}
+#pragma omp simd
+		for (size_t j = 0; j < n; j++)
+			out[j] = wa * a[j];
+		for (int i = 1; i < nw; i++) {
+			const float *b = v[i];
+			float wb = w[i];
+#pragma omp simd
+			for (size_t j = 0; j < n; j++)
+				out[j] += wb * b[j];
+		}
+		if (div != 1.0f) {
+#pragma omp simd
+			for (size_t j = 0; j < n; j++)
+				out[j] /= div;
+		}
 		return 0;
 	}
 	case CR_M_SLERP: {
