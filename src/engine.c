@@ -30,6 +30,7 @@
 #include "crucible/fp8.h"
 #include "crucible/output.h"
 
+#define BLOCK 2048 /* elements per cache-resident block of the element-wise path */
 #define DEFAULT_CHUNK 1048576
 #define COPY_CHUNK_BYTES (4u << 20)
 #define MANIFEST ".crucible-manifest.json"
@@ -154,7 +155,7 @@ struct eng {
 	int nthreads;
 	struct cr_scratch sc;
 	uint8_t **raw, **oraw;
-	float **srow;
+	float **srow, **blk;
 	size_t target, cap;
 	double *rel; /* ntensors x nparents */
 	uint8_t *dec;
@@ -227,6 +228,10 @@ static int layout(struct eng *e, cr_error *err)
 		cr_plan_kparams(p, i, e->rel + i * p->nparents, &kp);
 		int src = -1;
 		enum cr_decision d = cr_kernel_decide(&kp, &src);
+		if (!cr_dtype_has_math(o->in[o->ref].t->dtype)) { /* integer buffers and the like: the reference's */
+			d = CR_DEC_COPY;
+			src = o->ref;
+		}
 		int fp8;
 		enum cr_dtype dt = cr_plan_out_dtype(p, i, d, src, &fp8);
 		if (d == CR_DEC_PENDING) {
@@ -391,6 +396,13 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 	uint32_t used = cr_kernel_inputs_used(k);
 	int nbuf = e->sc.nbuf;
 	int failed = 0;
+	size_t esz_in[CR_MAX_INPUTS] = { 0 };
+	int fused = cr_kernel_elementwise(k) && !fp8;
+	for (int i = 0; i < o->ninputs; i++) {
+		esz_in[i] = cr_dtype_bits(o->in[i].t->dtype) / 8;
+		if ((used & (1u << i)) && esz_in[i] > 4)
+			fused = 0; /* raw bytes must fit the f32 buffer */
+	}
 	long long nch = (long long)k->nchunks;
 	for (long long b0 = 0; b0 < nch && !failed; b0 += 4LL * e->nthreads) {
 		long long b1 = b0 + 4LL * e->nthreads < nch ? b0 + 4LL * e->nthreads : nch;
@@ -406,6 +418,43 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 			size_t n = (size_t)(o->nelem - first < k->chunk ? o->nelem - first : k->chunk);
 			cr_error e1;
 			int bad = 0;
+			uint8_t *ob = e->oraw[tid];
+			if (fused) {
+				/* element-wise: stored bytes in, small f32 blocks through the kernel, stored bytes out */
+				for (int i = 0; i < o->ninputs && !bad; i++)
+					if (used & (1u << i))
+						bad = cr_tensor_read_raw(e->p->parents[o->in[i].parent], o->in[i].t,
+									 first * esz_in[i], e->sc.buf[tid * nbuf + i],
+									 n * esz_in[i], &e1) < 0;
+				float *blk[CR_MAX_INPUTS + 1];
+				for (int i = 0; i <= o->ninputs; i++)
+					blk[i] = e->blk[tid] + (size_t)i * BLOCK;
+				for (size_t off = 0; off < n && !bad; off += BLOCK) {
+					size_t bn = n - off < BLOCK ? n - off : BLOCK;
+					for (int i = 0; i < o->ninputs; i++) {
+						if (!(used & (1u << i)))
+							continue;
+						const uint8_t *src = (const uint8_t *)e->sc.buf[tid * nbuf + i] + off * esz_in[i];
+						if (o->in[i].t->scale)
+							cr_fp8_dequant_range(src, rc->grid[i], (size_t)o->in[i].t->shape[1],
+									     (size_t)(first + off), bn, blk[i]);
+						else
+							cr_convert_to_f32(o->in[i].t->dtype, src, blk[i], bn);
+					}
+					bad = cr_kernel_block(k, first + off, blk, bn, blk[o->ninputs], &e1) < 0;
+					if (!bad)
+						cr_convert_from_f32(dt, blk[o->ninputs], ob + off * esz, bn);
+				}
+				if (!bad)
+					bad = cr_st_writer_write(w, wi, first * esz, ob, n * esz, &e1) < 0;
+				if (bad) {
+					fail_once(&failed, err, &e1);
+					continue;
+				}
+				add_sum(sum, cr_checksum_piece(ob, n * esz, first * esz));
+				before += n * esz;
+				continue;
+			}
 			for (int i = 0; i < o->ninputs && !bad; i++) {
 				x[i] = e->sc.buf[tid * nbuf + i];
 				if (used & (1u << i))
@@ -413,7 +462,6 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 			}
 			if (!bad)
 				bad = cr_kernel_chunk(k, (uint64_t)c, x, n, out, &e1) < 0;
-			uint8_t *ob = e->oraw[tid];
 			uint64_t part = 0;
 			if (!bad && fp8) {
 				size_t rows = n / (size_t)cols, r0 = (size_t)(first / cols);
@@ -470,7 +518,10 @@ static int process_tensor(struct eng *e, size_t ti, struct cr_st_writer *w, size
 	cr_plan_kparams(p, ti, e->rel + ti * p->nparents, &kp);
 	uint64_t cols = cols_of(o);
 	size_t align = e->fp8[ti] ? (size_t)(CR_FP8_BLOCK * cols) : 1;
-	if (rcode == 0)
+	if (rcode == 0 && !cr_dtype_has_math(o->in[o->ref].t->dtype)) {
+		k.decision = CR_DEC_COPY; /* no arithmetic on this dtype: copied from the reference (layout) */
+		k.source = o->ref;
+	} else if (rcode == 0)
 		rcode = cr_kernel_prepare(&k, &kp, o->name, inames, o->nelem, cols, p->seed, align, e->target, &e->sc, rd,
 					  &rc, err);
 	uint64_t sum = 0;
@@ -815,10 +866,13 @@ static void eng_free(struct eng *e)
 			free(e->oraw[t]);
 		if (e->srow)
 			free(e->srow[t]);
+		if (e->blk)
+			free(e->blk[t]);
 	}
 	free(e->raw);
 	free(e->oraw);
 	free(e->srow);
+	free(e->blk);
 	free(e->rel);
 	free(e->dec);
 	free(e->srcin);
@@ -879,6 +933,7 @@ int cr_merge_run(struct cr_plan *plan, const struct cr_merge_opts *o, struct cr_
 	e.raw = cr_xcalloc((size_t)e.nthreads, sizeof *e.raw);
 	e.oraw = cr_xcalloc((size_t)e.nthreads, sizeof *e.oraw);
 	e.srow = cr_xcalloc((size_t)e.nthreads, sizeof *e.srow);
+	e.blk = cr_xcalloc((size_t)e.nthreads, sizeof *e.blk);
 	size_t maxcols = 1;
 	for (size_t i = 0; i < plan->ntensors; i++)
 		if (cols_of(&plan->t[i]) > maxcols)
@@ -887,6 +942,7 @@ int cr_merge_run(struct cr_plan *plan, const struct cr_merge_opts *o, struct cr_
 		e.raw[t] = cr_xmalloc(e.cap * 8);
 		e.oraw[t] = cr_xmalloc(e.cap * 4);
 		e.srow[t] = cr_xmalloc(cr_fp8_scale_dim(maxcols) * sizeof(float));
+		e.blk[t] = cr_xmalloc((size_t)(maxin + 1) * BLOCK * sizeof(float));
 	}
 
 	if (!o->resume && cr_out_rmrf(e.partial, err) < 0) {

@@ -1109,6 +1109,32 @@ int cr_kernel_chunk(const struct cr_kctx *k, uint64_t c, float *const *x, size_t
 	return check_output(k, c, x, n, out, err);
 }
 
+int cr_kernel_elementwise(const struct cr_kctx *k)
+{
+	enum cr_method_id m = k->kp.method;
+	return k->decision == CR_DEC_COPY || m == CR_M_LINEAR || m == CR_M_AOE || m == CR_M_PASSTHROUGH;
+}
+
+int cr_kernel_block(const struct cr_kctx *k, uint64_t first, float *const *x, size_t n, float *out, cr_error *err)
+{
+	if (k->decision == CR_DEC_COPY) {
+		if (check_input(k, k->source, x[k->source], first, n, err) < 0)
+			return -1;
+		memcpy(out, x[k->source], n * sizeof(float));
+		return 0;
+	}
+	chunk_math(k, 0, x, n, out);
+	long b = bad_value(out, n);
+	if (b < 0)
+		return 0;
+	uint32_t used = cr_kernel_inputs_used(k);
+	for (int i = 0; i < k->kp.n; i++)
+		if ((used & (1u << i)) && check_input(k, i, x[i], first, n, err) < 0)
+			return -1;
+	return cr_fail(err, CR_E_NUMERIC, "tensor '%s': the result is not finite at element %llu", k->name,
+		       (unsigned long long)(first + (uint64_t)b));
+}
+
 static int chunk_math(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out)
 {
 	const struct cr_kparams *p = &k->kp;

@@ -153,4 +153,13 @@ uint32_t cr_kernel_inputs_used(const struct cr_kctx *k);
  */
 int cr_kernel_chunk(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out, cr_error *err);
 
+/*
+ * Element-wise methods (copy, linear, aoe, passthrough) need nothing but the
+ * element's values, so the engine may run them on small blocks of any
+ * position to keep the work in cache.  cr_kernel_block computes elements
+ * [first, first+n) like cr_kernel_chunk (with the same NaN/Inf check).
+ */
+int cr_kernel_elementwise(const struct cr_kctx *k);
+int cr_kernel_block(const struct cr_kctx *k, uint64_t first, float *const *x, size_t n, float *out, cr_error *err);
+
 #endif
