@@ -121,6 +121,10 @@ void cr_fmt_double(double v, char *buf, size_t n)
 		snprintf(buf, n, "0");
 		return;
 	}
+	if (v == floor(v) && fabs(v) < 1e15) { /* integers as integers, never 1e+01 */
+		snprintf(buf, n, "%.0f", v);
+		return;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, n, "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)
