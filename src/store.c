@@ -16,10 +16,13 @@
  *   (see store.h), so the log alone rebuilds the state and its undo stack.
  *   event_key serves "the current value of (scope, model, key)", which is the
  *   `old` of the next change.
- * - file + tensor_stats: the statistics cache.  A file row is one identity
- *   (path, size, mtime, header hash); stats rows hang off the base's and the
- *   parent's file rows and go with them (ON DELETE CASCADE) when a path is
- *   seen with a new identity.  A changed file can never match an old row.
+ * - file + tensor_stats + sign_agree: the statistics cache.  A file row is
+ *   one identity (path, size, mtime, header hash); a stats row holds the
+ *   scan's sums for (tensor, base file, parent file) plus the FP8 scale
+ *   files, and goes with its file rows (ON DELETE CASCADE) when a path is
+ *   seen with a new identity, so a changed file can never match an old row.
+ *   Sign agreement spans all parents, so it is keyed by the list of file ids
+ *   (ids are never reused, so a stale list can never match either).
  * - run + run_tensor: every run with its recipe text (what really ran, even
  *   if the session changed since), status, counters and the process that ran
  *   it; and each output tensor's decision, source and checksum, for replay.
@@ -77,19 +80,32 @@ static const char schema_v1[] =
 	"  new_value TEXT,\n"
 	"  PRIMARY KEY (session, seq)) WITHOUT ROWID;\n"
 	"CREATE INDEX event_key ON event (session, scope, model, key, seq);\n"
+	/* ids are never reused (AUTOINCREMENT): agreement keys hold them as text */
 	"CREATE TABLE file (\n"
-	"  id INTEGER PRIMARY KEY,\n"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
 	"  path TEXT NOT NULL,\n"
 	"  size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, header_hash INTEGER NOT NULL,\n"
 	"  UNIQUE (path, size, mtime_ns, header_hash));\n"
 	"CREATE TABLE tensor_stats (\n"
+	"  tensor TEXT NOT NULL,\n"
 	"  base_file INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,\n"
 	"  parent_file INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,\n"
-	"  tensor TEXT NOT NULL,\n"
-	"  norm_base REAL, norm_delta REAL, rel REAL, cosine REAL, max_abs REAL, mean_abs REAL, sign_agree REAL,\n"
-	"  nan_count INTEGER, inf_count INTEGER, identical INTEGER NOT NULL DEFAULT 0, hist BLOB,\n"
-	"  PRIMARY KEY (base_file, parent_file, tensor)) WITHOUT ROWID;\n"
+	"  base_scale_file INTEGER REFERENCES file(id) ON DELETE CASCADE,\n"
+	"  parent_scale_file INTEGER REFERENCES file(id) ON DELETE CASCADE,\n"
+	"  version INTEGER NOT NULL,\n"
+	"  identical INTEGER NOT NULL, nelem INTEGER, n INTEGER, nan INTEGER, inf INTEGER,\n"
+	"  base_nan INTEGER, base_inf INTEGER,\n"
+	"  base_sq REAL, sum_bb REAL, sum_pp REAL, sum_pb REAL, sum_dd REAL, sum_absd REAL,\n"
+	"  max_absd REAL, hist_width REAL, hist BLOB,\n"
+	"  PRIMARY KEY (tensor, base_file, parent_file)) WITHOUT ROWID;\n"
+	"CREATE INDEX tensor_stats_base ON tensor_stats (base_file);\n"
 	"CREATE INDEX tensor_stats_parent ON tensor_stats (parent_file);\n"
+	"CREATE TABLE sign_agree (\n"
+	"  files TEXT NOT NULL,\n"
+	"  tensor TEXT NOT NULL,\n"
+	"  version INTEGER NOT NULL,\n"
+	"  agree INTEGER NOT NULL, counted INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (files, tensor)) WITHOUT ROWID;\n"
 	"CREATE TABLE run (\n"
 	"  id INTEGER PRIMARY KEY,\n"
 	"  session INTEGER REFERENCES session(id) ON DELETE CASCADE,\n"
@@ -540,7 +556,9 @@ void cr_store_close(struct cr_store *st)
 	if (st->db)
 		sqlite3_close(st->db);
 	pthread_mutex_destroy(&st->lock);
-	free(st->hist);
+	for (size_t i = 0; i < st->fid_cap; i++)
+		free(st->fid[i].path);
+	free(st->fid);
 	free(st->path);
 	free(st);
 }

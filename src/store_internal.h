@@ -31,9 +31,13 @@ struct cr_store {
 	pthread_mutex_t lock;
 	size_t npending, cappending;
 	struct pending_tensor *pending;
-	/* the last histogram read by cr_store_stats_get */
-	void *hist;
-	size_t hist_cap;
+	/* file identity -> file id, so cache lookups skip the file table */
+	struct file_id_slot {
+		char *path;
+		uint64_t size, hash;
+		int64_t mtime, id;
+	} *fid;
+	size_t fid_cap, fid_n;
 };
 
 /* The prepared statement for sql (prepared once per handle, reset and unbound on return).  NULL with err set. */

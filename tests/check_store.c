@@ -145,14 +145,20 @@ static const char v1_ddl[] =
 	" target INTEGER, scope TEXT NOT NULL, model INTEGER NOT NULL, key TEXT NOT NULL, old_value TEXT,"
 	" new_value TEXT, PRIMARY KEY (session, seq)) WITHOUT ROWID;"
 	"CREATE INDEX event_key ON event (session, scope, model, key, seq);"
-	"CREATE TABLE file (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL,"
+	"CREATE TABLE file (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, size INTEGER NOT NULL,"
 	" mtime_ns INTEGER NOT NULL, header_hash INTEGER NOT NULL, UNIQUE (path, size, mtime_ns, header_hash));"
-	"CREATE TABLE tensor_stats (base_file INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
-	" parent_file INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE, tensor TEXT NOT NULL, norm_base REAL,"
-	" norm_delta REAL, rel REAL, cosine REAL, max_abs REAL, mean_abs REAL, sign_agree REAL, nan_count INTEGER,"
-	" inf_count INTEGER, identical INTEGER NOT NULL DEFAULT 0, hist BLOB,"
-	" PRIMARY KEY (base_file, parent_file, tensor)) WITHOUT ROWID;"
+	"CREATE TABLE tensor_stats (tensor TEXT NOT NULL,"
+	" base_file INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" parent_file INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,"
+	" base_scale_file INTEGER REFERENCES file(id) ON DELETE CASCADE,"
+	" parent_scale_file INTEGER REFERENCES file(id) ON DELETE CASCADE, version INTEGER NOT NULL,"
+	" identical INTEGER NOT NULL, nelem INTEGER, n INTEGER, nan INTEGER, inf INTEGER, base_nan INTEGER,"
+	" base_inf INTEGER, base_sq REAL, sum_bb REAL, sum_pp REAL, sum_pb REAL, sum_dd REAL, sum_absd REAL,"
+	" max_absd REAL, hist_width REAL, hist BLOB, PRIMARY KEY (tensor, base_file, parent_file)) WITHOUT ROWID;"
+	"CREATE INDEX tensor_stats_base ON tensor_stats (base_file);"
 	"CREATE INDEX tensor_stats_parent ON tensor_stats (parent_file);"
+	"CREATE TABLE sign_agree (files TEXT NOT NULL, tensor TEXT NOT NULL, version INTEGER NOT NULL,"
+	" agree INTEGER NOT NULL, counted INTEGER NOT NULL, PRIMARY KEY (files, tensor)) WITHOUT ROWID;"
 	"CREATE TABLE run (id INTEGER PRIMARY KEY, session INTEGER REFERENCES session(id) ON DELETE CASCADE,"
 	" event_seq INTEGER, recipe TEXT NOT NULL, output TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN"
 	" ('running', 'done', 'failed', 'cancelled', 'interrupted')), bytes INTEGER NOT NULL DEFAULT 0,"
@@ -196,7 +202,8 @@ START_TEST(test_migrate_v1)
 		 " (4, 7, 5, 'merge_method: aoe', '/out/b', 'running', 0, %d, 1200);"
 		 "INSERT INTO run_tensor VALUES (3, 'w', 'compute', NULL, 'abc');"
 		 "INSERT INTO file VALUES (1, '/m/base/model.safetensors', 10, 20, 30), (2, '/m/r1/model.safetensors', 11, 21, 31);"
-		 "INSERT INTO tensor_stats (base_file, parent_file, tensor, rel, identical) VALUES (1, 2, 'w', 0.18, 0);",
+		 "INSERT INTO tensor_stats (tensor, base_file, parent_file, version, identical, nelem, sum_dd, hist)"
+		 " VALUES ('w', 1, 2, 1, 0, 64, 0.18, x'0300000000000000');",
 		 (int)dead_pid());
 	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -241,9 +248,13 @@ START_TEST(test_migrate_v1)
 	cr_state_free(&s);
 
 	struct cr_file_identity b = { "/m/base/model.safetensors", 10, 20, 30 }, p = { "/m/r1/model.safetensors", 11, 21, 31 };
-	struct cr_stats_row row;
-	ck_assert_int_eq(cr_store_stats_get(st, &b, &p, "w", &row, &err), 1);
-	ck_assert_double_eq(row.rel, 0.18);
+	struct cr_store_src bs = { &b, NULL }, ps = { &p, NULL };
+	struct cr_store_sums sums;
+	ck_assert_int_eq(cr_store_stats_get(st, "w", 1, &bs, &ps, &sums, &err), 1);
+	ck_assert_double_eq(sums.sum_dd, 0.18);
+	ck_assert_int_eq(sums.nelem, 64);
+	ck_assert_int_eq(sums.nbins, 1);
+	ck_assert_int_eq(sums.hist[0], 3);
 	/* a new session works next to the old one, with the v2 column */
 	int64_t fork;
 	ck_assert_int_eq(cr_store_session_fork(st, 7, NULL, &fork, &err), 0);
@@ -765,52 +776,89 @@ END_TEST
 
 /* ---------------------------------------------------------------- stats cache */
 
+static void fill_sums(struct cr_store_sums *v, int seed)
+{
+	memset(v, 0, sizeof *v);
+	v->identical = seed % 2;
+	v->nelem = 1000u + (unsigned)seed;
+	v->n = 990;
+	v->nan = 3;
+	v->inf = 7;
+	v->base_nan = 1;
+	v->base_inf = 2;
+	v->base_sq = 2.5 * seed;
+	v->sum_bb = 0.1;
+	v->sum_pp = 1.0 / 3;
+	v->sum_pb = -4e-300;
+	v->sum_dd = 0.45;
+	v->sum_absd = 12.75;
+	v->max_absd = 0.01;
+	v->hist_width = 1.0 / 1024;
+	v->nbins = 41;
+	for (size_t i = 0; i < v->nbins; i++)
+		v->hist[i] = (uint64_t)i * 1000003u + (unsigned)seed + (i == 40 ? (1ull << 62) : 0);
+}
+
 START_TEST(test_stats_cache)
 {
 	const char *path = tmp_db("stats.db");
 	struct cr_store *st = open_ok(path);
 	cr_error err = { 0 };
-	struct cr_file_identity base = { "/m/base/model.safetensors", 1000, 111, 0xfeedfacecafebeefull };
-	struct cr_file_identity par = { "/m/r1/model.safetensors", 2000, 222, 0x1234 };
-	uint32_t hist[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
-	struct cr_stats_row row = { 2.5, 0.45, 0.18, 0.98, 0.01, 0.001, 0.75, 1, 2, 0, hist, sizeof hist }, got;
+	struct cr_file_identity bw = { "/m/base/model-1.safetensors", 1000, 111, 0xfeedfacecafebeefull };
+	struct cr_file_identity bsc = { "/m/base/model-2.safetensors", 1500, 112, 0x77 };
+	struct cr_file_identity pw = { "/m/r1/model-1.safetensors", 2000, 222, 0x1234 };
+	struct cr_file_identity psc = { "/m/r1/model-2.safetensors", 2500, 223, 0x99 };
+	struct cr_store_src base = { &bw, &bsc }, par = { &pw, &psc }, base_noscale = { &bw, NULL };
+	struct cr_store_sums v, got;
+	const char *t1 = "model.layers.1.mlp.experts.0.w1.weight", *t2 = "model.embed_tokens.weight";
 	ck_assert_int_eq(cr_store_begin(st, &err), 0);
-	ck_assert_int_eq(cr_store_stats_put(st, &base, &par, "model.layers.1.mlp.experts.0.w1", &row, &err), 0);
-	ck_assert_int_eq(cr_store_stats_put(st, &base, &par, "model.embed_tokens.weight",
-					    &(struct cr_stats_row){ .norm_base = 3, .identical = 1 }, &err),
-			 0);
+	fill_sums(&v, 1);
+	ck_assert_int_eq(cr_store_stats_put(st, t1, 1, &base, &par, &v, &err), 0);
+	fill_sums(&v, 2);
+	ck_assert_int_eq(cr_store_stats_put(st, t2, 1, &base_noscale, &(struct cr_store_src){ &pw, NULL }, &v, &err), 0);
+	ck_assert_int_eq(cr_store_agree_put(st, t1, 1, &base, &par, 1, 900, 990, &err), 0);
 	ck_assert_int_eq(cr_store_commit(st, &err), 0);
-	ck_assert_int_eq(cr_store_stats_get(st, &base, &par, "model.layers.1.mlp.experts.0.w1", &got, &err), 1);
-	ck_assert_double_eq(got.norm_base, 2.5);
-	ck_assert_double_eq(got.norm_delta, 0.45);
-	ck_assert_double_eq(got.rel, 0.18);
-	ck_assert_double_eq(got.cosine, 0.98);
-	ck_assert_double_eq(got.max_abs, 0.01);
-	ck_assert_double_eq(got.mean_abs, 0.001);
-	ck_assert_double_eq(got.sign_agree, 0.75);
-	ck_assert_int_eq(got.nan_count, 1);
-	ck_assert_int_eq(got.inf_count, 2);
-	ck_assert_int_eq(got.hist_len, sizeof hist);
-	ck_assert_mem_eq(got.hist, hist, sizeof hist);
-	ck_assert_int_eq(cr_store_stats_get(st, &base, &par, "model.embed_tokens.weight", &got, &err), 1);
-	ck_assert_int_eq(got.identical, 1);
-	ck_assert_ptr_null(got.hist);
-	ck_assert_int_eq(cr_store_stats_get(st, &base, &par, "missing", &got, &err), 0);
-	/* base and parent are not interchangeable */
-	ck_assert_int_eq(cr_store_stats_get(st, &par, &base, "model.embed_tokens.weight", &got, &err), 0);
-	/* the parent changed on disk: its old rows no longer match ... */
-	struct cr_file_identity par2 = par;
-	par2.mtime_ns = 333;
-	ck_assert_int_eq(cr_store_stats_get(st, &base, &par2, "model.embed_tokens.weight", &got, &err), 0);
-	par2.mtime_ns = par.mtime_ns;
-	par2.header_hash ^= 1;
-	ck_assert_int_eq(cr_store_stats_get(st, &base, &par2, "model.embed_tokens.weight", &got, &err), 0);
-	/* ... and storing for the new identity drops them */
-	ck_assert_int_eq(cr_store_stats_put(st, &base, &par2, "model.embed_tokens.weight", &row, &err), 0);
-	ck_assert_int_eq(cr_store_stats_get(st, &base, &par, "model.layers.1.mlp.experts.0.w1", &got, &err), 0);
 	cr_store_close(st);
-	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM tensor_stats"), 1);
-	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM file WHERE path = '/m/r1/model.safetensors'"), 1);
+
+	/* a fresh handle (no remembered ids) reads back every field exactly */
+	st = open_ok(path);
+	fill_sums(&v, 1);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par, &got, &err), 1);
+	ck_assert_mem_eq(&got, &v, sizeof v);
+	fill_sums(&v, 2);
+	ck_assert_int_eq(cr_store_stats_get(st, t2, 1, &base_noscale, &(struct cr_store_src){ &pw, NULL }, &got, &err), 1);
+	ck_assert_mem_eq(&got, &v, sizeof v);
+	uint64_t agree = 0, counted = 0;
+	ck_assert_int_eq(cr_store_agree_get(st, t1, 1, &base, &par, 1, &agree, &counted, &err), 1);
+	ck_assert_int_eq(agree, 900);
+	ck_assert_int_eq(counted, 990);
+	/* misses: another tensor, another version, a scale file missing or extra, base and parent swapped */
+	ck_assert_int_eq(cr_store_stats_get(st, "missing", 1, &base, &par, &got, &err), 0);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 2, &base, &par, &got, &err), 0);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base_noscale, &par, &got, &err), 0);
+	ck_assert_int_eq(cr_store_stats_get(st, t2, 1, &base, &(struct cr_store_src){ &pw, NULL }, &got, &err), 0);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &par, &base, &got, &err), 0);
+	ck_assert_int_eq(cr_store_agree_get(st, t1, 2, &base, &par, 1, &agree, &counted, &err), 0);
+	/* the parent's scale file changed on disk (mtime, then header): nothing matches ... */
+	struct cr_file_identity psc2 = psc;
+	psc2.mtime_ns++;
+	struct cr_store_src par2 = { &pw, &psc2 };
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par2, &got, &err), 0);
+	ck_assert_int_eq(cr_store_agree_get(st, t1, 1, &base, &par2, 1, &agree, &counted, &err), 0);
+	psc2.mtime_ns--;
+	psc2.header_hash ^= 1;
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par2, &got, &err), 0);
+	/* ... and storing under the new identity drops the old identity's rows */
+	fill_sums(&v, 3);
+	ck_assert_int_eq(cr_store_stats_put(st, t1, 1, &base, &par2, &v, &err), 0);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par2, &got, &err), 1);
+	ck_assert_mem_eq(&got, &v, sizeof v);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par, &got, &err), 0);
+	ck_assert_int_eq(cr_store_agree_get(st, t1, 1, &base, &par, 1, &agree, &counted, &err), 0);
+	cr_store_close(st);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM tensor_stats"), 2);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sign_agree"), 0);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM file WHERE path = '/m/r1/model-2.safetensors'"), 1);
 }
 END_TEST
 

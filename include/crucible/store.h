@@ -175,9 +175,12 @@ void cr_run_tensors_free(struct cr_run_tensor *v, size_t n);
 int cr_store_run_tensors(struct cr_store *st, int64_t run, struct cr_run_tensor **out, size_t *n, cr_error *err);
 
 /* ---- statistics cache ----
- * Rows are keyed by the identity of the base's and the parent's files (path,
- * size, mtime, header hash) and the tensor name.  Registering a file whose
- * identity changed deletes the rows of its old identity. */
+ * What a statistics scan accumulates per (tensor, parent), keyed by the
+ * identity (path, size, mtime, header hash) of the files holding the bytes:
+ * base and parent weights and, for block FP8, their scale files.  A lookup
+ * matches only when every identity and the stats version are equal; storing
+ * under a path whose identity changed deletes the old identity's rows.
+ * Paths should be absolute.  The fields mirror struct cr_stats_sums (stats.h). */
 struct cr_file_identity {
 	const char *path;
 	uint64_t size;
@@ -185,19 +188,33 @@ struct cr_file_identity {
 	uint64_t header_hash;
 };
 
-struct cr_stats_row {
-	double norm_base, norm_delta, rel, cosine, max_abs, mean_abs, sign_agree;
-	int64_t nan_count, inf_count;
-	int identical;
-	const void *hist; /* opaque blob (e.g. bin edges and counts), may be NULL */
-	size_t hist_len;
+struct cr_store_src {
+	const struct cr_file_identity *weights;
+	const struct cr_file_identity *scales; /* NULL without block scales */
 };
 
-int cr_store_stats_put(struct cr_store *st, const struct cr_file_identity *base, const struct cr_file_identity *parent,
-		       const char *tensor, const struct cr_stats_row *row, cr_error *err);
-/* 1 found (row->hist points into a buffer valid until the next stats call on st), 0 missing, -1 error. */
-int cr_store_stats_get(struct cr_store *st, const struct cr_file_identity *base, const struct cr_file_identity *parent,
-		       const char *tensor, struct cr_stats_row *row, cr_error *err);
+#define CR_STORE_HIST_MAX 64
+struct cr_store_sums {
+	int identical;
+	uint64_t nelem, n, nan, inf, base_nan, base_inf;
+	double base_sq, sum_bb, sum_pp, sum_pb, sum_dd, sum_absd, max_absd, hist_width;
+	size_t nbins; /* <= CR_STORE_HIST_MAX */
+	uint64_t hist[CR_STORE_HIST_MAX];
+};
+
+/* 0 ok, -1 error. */
+int cr_store_stats_put(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
+		       const struct cr_store_src *parent, const struct cr_store_sums *v, cr_error *err);
+/* 1 found, 0 missing (or another version, or a changed file), -1 error. */
+int cr_store_stats_get(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
+		       const struct cr_store_src *parent, struct cr_store_sums *out, cr_error *err);
+/* Sign agreement of a tensor over the base and all parents. */
+int cr_store_agree_put(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
+		       const struct cr_store_src *parents, size_t nparents, uint64_t agree, uint64_t counted,
+		       cr_error *err);
+int cr_store_agree_get(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
+		       const struct cr_store_src *parents, size_t nparents, uint64_t *agree, uint64_t *counted,
+		       cr_error *err);
 /* Group many puts in one transaction (much faster). */
 int cr_store_begin(struct cr_store *st, cr_error *err);
 int cr_store_commit(struct cr_store *st, cr_error *err);
