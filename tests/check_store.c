@@ -16,6 +16,7 @@
 
 #include <yaml.h>
 
+#include "crucible/checkpoint.h"
 #include "crucible/state.h"
 #include "crucible/store.h"
 #include "testutil.h"
@@ -552,6 +553,50 @@ START_TEST(test_sessions_crud)
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM run"), 0);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM run_tensor"), 0);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM session_parent"), 2 + 1);
+}
+END_TEST
+
+START_TEST(test_checkpoint_identity)
+{
+	const char *dir = fixture("models/dsv3/r1");
+	struct stat sb;
+	if (stat(dir, &sb) != 0)
+		return;
+	const char *path = tmp_db("ckpt.db");
+	struct cr_store *st = open_ok(path);
+	cr_error err = { 0 };
+	struct cr_ckpt *c;
+	ck_assert_msg(cr_ckpt_open(dir, &c, &err) == 0, "%s", err.msg);
+	int64_t id, id2;
+	ck_assert_msg(cr_store_checkpoint_put(st, c, &id, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(cr_store_checkpoint_id(st, dir, &id2, &err), 0);
+	ck_assert_int_eq(id, id2); /* one row per path */
+	cr_ckpt_close(c);
+	cr_store_close(st);
+	/* the recorded size is the sum of the shard files, counted here with stat */
+	long long total = 0;
+	int nshards = 0;
+	for (int i = 1; i <= 5; i++) {
+		char shard[4096];
+		snprintf(shard, sizeof shard, "%s/model-%06d-of-000005.safetensors", dir, i);
+		if (stat(shard, &sb) == 0) {
+			total += sb.st_size;
+			nshards++;
+		}
+	}
+	ck_assert_int_eq(nshards, 5);
+	ck_assert_int_eq(sql_int(path, "SELECT size FROM checkpoint"), total);
+	ck_assert_int_eq(sql_int(path, "SELECT shards FROM checkpoint"), 5);
+	ck_assert_int_eq(sql_int(path, "SELECT layers FROM checkpoint"), 4);
+	ck_assert_int_ne(sql_int(path, "SELECT header_hash FROM checkpoint"), 0);
+	char *arch = sql_text(path, "SELECT arch FROM checkpoint");
+	ck_assert_str_eq(arch, "DeepseekV3ForCausalLM");
+	free(arch);
+	char *p = sql_text(path, "SELECT path FROM checkpoint");
+	char *real = realpath(dir, NULL);
+	ck_assert_str_eq(p, real);
+	free(p);
+	free(real);
 }
 END_TEST
 
@@ -1122,6 +1167,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_replay_random);
 	tcase_add_test(tc, test_undo_redo);
 	tcase_add_test(tc, test_sessions_crud);
+	tcase_add_test(tc, test_checkpoint_identity);
 	tcase_add_test(tc, test_runs);
 	tcase_add_test(tc, test_killed_run_interrupted);
 	tcase_add_test(tc, test_concurrent_writers);
