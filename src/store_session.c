@@ -815,3 +815,41 @@ out:
 	cr_session_info_free(&info);
 	return rc;
 }
+
+int cr_store_session_import(struct cr_store *st, const char *text, size_t len, const char *file, const char *name,
+			    int64_t *id, cr_error *err)
+{
+	char *dir = cr_xstrdup(file ? file : "."), *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	struct cr_recipe_import imp;
+	int rc = cr_state_from_yaml(text, len, file, dir, &imp, err);
+	free(dir);
+	if (rc < 0)
+		return -1;
+	char *stem = NULL;
+	if (!name || !*name) {
+		const char *b = file ? strrchr(file, '/') : NULL;
+		stem = cr_xstrdup(b ? b + 1 : file ? file : "recipe");
+		char *dot = strrchr(stem, '.');
+		if (dot && dot != stem && (strcmp(dot, ".yaml") == 0 || strcmp(dot, ".yml") == 0))
+			*dot = '\0';
+		name = stem;
+	}
+	struct cr_change *ch = cr_xcalloc(imp.state.n ? imp.state.n : 1, sizeof *ch);
+	for (size_t i = 0; i < imp.state.n; i++)
+		ch[i] = (struct cr_change){ imp.state.a[i].scope, imp.state.a[i].model, imp.state.a[i].key,
+					    imp.state.a[i].value };
+	if (store_tx_begin(st, err) < 0 ||
+	    cr_store_session_create(st, name, imp.base, (const char *const *)imp.models, imp.nmodels, NULL, id, err) < 0 ||
+	    cr_store_set_batch(st, *id, ch, imp.state.n, NULL, err) < 0 || store_tx_commit(st, err) < 0) {
+		store_tx_rollback(st);
+		rc = -1;
+	}
+	free(ch);
+	free(stem);
+	cr_recipe_import_free(&imp);
+	return rc;
+}

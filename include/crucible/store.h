@@ -85,6 +85,12 @@ int cr_store_session_delete(struct cr_store *st, int64_t id, cr_error *err);
  * source's current state (its history stays with the source). */
 int cr_store_session_fork(struct cr_store *st, int64_t id, const char *name, int64_t *new_id, cr_error *err);
 
+/* A new session holding a recipe's base, models and parameters (one event
+ * batch).  file names the recipe in messages, its folder resolves relative
+ * paths, and its name without .yaml names the session when name is NULL. */
+int cr_store_session_import(struct cr_store *st, const char *text, size_t len, const char *file, const char *name,
+			    int64_t *id, cr_error *err);
+
 /* ---- events ----
  * The log is append-only.  A `set` event changes one assignment (scope,
  * model, key) from `old` to `new` (NULL = unset).  Undo appends `undo` events

@@ -523,37 +523,10 @@ static int session_from_recipe(struct cr_store *st, const char *recipe, const ch
 		cli_error("%s: cannot read the recipe", recipe);
 		return -1;
 	}
-	char *dir = cr_xstrdup(recipe), *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	else
-		strcpy(dir, ".");
-	struct cr_recipe_import imp;
-	int rc = cr_state_from_yaml(text, len, recipe, dir, &imp, &err);
+	int rc = cr_store_session_import(st, text, len, recipe, name, id, &err);
 	free(text);
-	free(dir);
-	if (rc < 0) {
+	if (rc < 0)
 		cli_error("%s", err.msg);
-		return -1;
-	}
-	struct cr_change *ch = cr_xcalloc(imp.state.n ? imp.state.n : 1, sizeof *ch);
-	for (size_t i = 0; i < imp.state.n; i++)
-		ch[i] = (struct cr_change){ imp.state.a[i].scope, imp.state.a[i].model, imp.state.a[i].key,
-					    imp.state.a[i].value };
-	char *stem = cr_xstrdup(base_name(recipe)), *dot = strrchr(stem, '.');
-	if (dot && dot != stem && (strcmp(dot, ".yaml") == 0 || strcmp(dot, ".yml") == 0))
-		*dot = '\0';
-	if (cr_store_begin(st, &err) < 0 ||
-	    cr_store_session_create(st, name ? name : stem, imp.base, (const char *const *)imp.models,
-				    imp.nmodels, NULL, id, &err) < 0 ||
-	    cr_store_set_batch(st, *id, ch, imp.state.n, NULL, &err) < 0 || cr_store_commit(st, &err) < 0) {
-		cr_store_rollback(st);
-		cli_error("%s", err.msg);
-		rc = -1;
-	}
-	free(ch);
-	free(stem);
-	cr_recipe_import_free(&imp);
 	return rc;
 }
 
