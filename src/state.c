@@ -133,7 +133,7 @@ void cr_fmt_double(double v, char *buf, size_t n)
 }
 
 /* Settings: keys that are not method parameters. */
-static const char *const settings[] = { "merge_method", "dtype", "out_dtype", "random_seed" };
+static const char *const settings[] = { "merge_method", "dtype", "out_dtype", "random_seed", "tokenizer_source" };
 
 static int is_setting(const char *key)
 {
@@ -245,14 +245,18 @@ int cr_state_canonical(const char *scope, int model, int nmodels, const char *ke
 			if (cr_method_parse(value) == CR_M_NONE)
 				return cr_fail(err, CR_E_USAGE, "merge_method: unknown method '%s'", value);
 			*canon = cr_xstrdup(value);
+		} else if (strcmp(key, "tokenizer_source") == 0) {
+			if (strcmp(value, "base") != 0)
+				return cr_fail(err, CR_E_USAGE, "tokenizer_source: only 'base' is supported, not '%s'", value);
+			*canon = cr_xstrdup(value);
 		} else if (strcmp(key, "random_seed") == 0) {
 			char *end;
 			errno = 0;
-			long long v = strtoll(value, &end, 10);
-			if (end == value || *end || errno)
-				return cr_fail(err, CR_E_USAGE, "random_seed: '%s' is not an integer", value);
+			unsigned long long v = strtoull(value, &end, 10);
+			if (end == value || *end || errno || value[0] == '-')
+				return cr_fail(err, CR_E_USAGE, "random_seed: '%s' is not an integer from 0 to 2^64-1", value);
 			char buf[32];
-			snprintf(buf, sizeof buf, "%lld", v);
+			snprintf(buf, sizeof buf, "%llu", v);
 			*canon = cr_xstrdup(buf);
 		} else {
 			enum cr_dtype dt = cr_dtype_parse_torch(value);

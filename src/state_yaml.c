@@ -244,8 +244,8 @@ char *cr_state_to_yaml(const struct cr_state *s, const char *base, const char *c
 		seq_end(&e);
 	}
 	parameters(&e, s, -1);
-	static const char *const tail[] = { "dtype", "out_dtype", "random_seed" };
-	for (size_t i = 0; i < 3; i++) {
+	static const char *const tail[] = { "dtype", "out_dtype", "random_seed", "tokenizer_source" };
+	for (size_t i = 0; i < 4; i++) {
 		const char *v = cr_state_get(s, "*", -1, tail[i]);
 		if (v) {
 			plain(&e, tail[i]);
@@ -354,8 +354,11 @@ struct entry {
 
 static int param(struct loader *L, const char *key, const yaml_node_t *v, int model)
 {
-	int is_conditional = v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.top > v->data.sequence.items.start &&
-			     yaml_document_get_node(&L->doc, *v->data.sequence.items.start)->type == YAML_MAPPING_NODE;
+	int single = v->type == YAML_MAPPING_NODE; /* one conditional entry, not in a list */
+	int is_conditional = single || (v->type == YAML_SEQUENCE_NODE &&
+					v->data.sequence.items.top > v->data.sequence.items.start &&
+					yaml_document_get_node(&L->doc, *v->data.sequence.items.start)->type ==
+						YAML_MAPPING_NODE);
 	if (!is_conditional) {
 		char *t = value_text(L, v, key);
 		if (!t)
@@ -364,10 +367,18 @@ static int param(struct loader *L, const char *key, const yaml_node_t *v, int mo
 		free(t);
 		return rc;
 	}
-	size_t cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start), n = 0;
+	yaml_node_item_t self[1];
+	yaml_node_item_t *first = v->data.sequence.items.start, *last = v->data.sequence.items.top;
+	if (single) {
+		/* the mapping itself is the one entry: find its index in the document */
+		self[0] = (yaml_node_item_t)(v - L->doc.nodes.start) + 1;
+		first = self;
+		last = self + 1;
+	}
+	size_t cap = (size_t)(last - first), n = 0;
 	struct entry *e = cr_xcalloc(cap, sizeof *e);
 	int rc = 0, closed = 0;
-	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top && !closed; it++) {
+	for (yaml_node_item_t *it = first; it < last && !closed; it++) {
 		yaml_node_t *m = yaml_document_get_node(&L->doc, *it);
 		if (m->type != YAML_MAPPING_NODE) {
 			rc = at(L, m, "expected {filter|class, value}", key);
@@ -509,7 +520,7 @@ int cr_state_from_yaml(const char *src, size_t len, const char *file, const char
 		else if (strcmp(k, "base_model") == 0 && text(v))
 			out->base = resolve(dir, text(v));
 		else if ((strcmp(k, "merge_method") == 0 || strcmp(k, "dtype") == 0 || strcmp(k, "out_dtype") == 0 ||
-			  strcmp(k, "random_seed") == 0) &&
+			  strcmp(k, "random_seed") == 0 || strcmp(k, "tokenizer_source") == 0) &&
 			 text(v))
 			rc = assign(&L, v, "*", -1, k, text(v));
 		else if (strcmp(k, "slices") == 0)

@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "crucible/checkpoint.h"
+#include "crucible/recipe.h"
 #include "crucible/state.h"
 #include "crucible/store.h"
 #include "testutil.h"
@@ -1154,6 +1155,107 @@ START_TEST(test_export_scopes)
 }
 END_TEST
 
+/* The recipe reader sees the same recipe in the export as in the original:
+ * same method, dtypes, seed, models, and the same value of every parameter
+ * for every tensor of the family (by name, class and layer position). */
+static int same_path(const char *a, const char *b)
+{
+	char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+	int eq = ra && rb && strcmp(ra, rb) == 0;
+	free(ra);
+	free(rb);
+	return eq;
+}
+
+START_TEST(test_recipe_reader_same_parameters)
+{
+	const char *dir = fixture("expected");
+	struct stat sb;
+	if (stat(dir, &sb) != 0)
+		return;
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s.yaml", dir, fixture_recipes[_i]);
+	cr_error err = { 0 };
+	struct cr_recipe *r1, *r2;
+	ck_assert_msg(cr_recipe_load(path, &r1, NULL, NULL, &err) == 0, "%s", err.msg);
+	char *text = slurp(path);
+	struct cr_recipe_import imp;
+	ck_assert_msg(cr_state_from_yaml(text, strlen(text), path, dir, &imp, &err) == 0, "%s", err.msg);
+	char *out = cr_state_to_yaml(&imp.state, imp.base, (const char *const *)imp.models, imp.nmodels, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(cr_recipe_parse(out, strlen(out), "/nowhere/export.yaml", &r2, NULL, NULL, &err) == 0,
+		      "the recipe reader refuses the export: %s\n%s", err.msg, out);
+	ck_assert_int_eq(r1->method, r2->method);
+	ck_assert_int_eq(r1->dtype, r2->dtype);
+	ck_assert_int_eq(r1->out_dtype, r2->out_dtype);
+	ck_assert_int_eq(r1->has_seed, r2->has_seed);
+	ck_assert(r1->seed == r2->seed);
+	ck_assert_int_eq(r1->nmodels, r2->nmodels);
+	ck_assert(r1->base ? r2->base && same_path(r1->base_resolved, r2->base_resolved) : !r2->base);
+	for (size_t m = 0; m < r1->nmodels; m++)
+		ck_assert(same_path(r1->models[m].resolved, r2->models[m].resolved));
+	struct cr_ckpt *c;
+	ck_assert_msg(cr_ckpt_open(r1->models[0].resolved, &c, &err) == 0, "%s", err.msg);
+	size_t compared = 0;
+	for (size_t i = 0; i < c->ntensors; i++) {
+		const struct cr_tensor *t = &c->tensors[i];
+		double pos = cr_layer_t(t->layer, c->num_layers);
+		for (int m = -1; m < (int)r1->nmodels; m++)
+			for (int p = 0; p < CR_P__COUNT; p++) {
+				double v1 = -1, v2 = -2;
+				int f1 = cr_recipe_param(r1, m, -1, -1, p, t->name, t->cls, pos, &v1);
+				int f2 = cr_recipe_param(r2, m, -1, -1, p, t->name, t->cls, pos, &v2);
+				ck_assert_msg(f1 == f2 && (!f1 || v1 == v2), "%s: %s model %d %s: %d/%.17g vs %d/%.17g",
+					      fixture_recipes[_i], t->name, m, cr_param_info(p)->name, f1, v1, f2, v2);
+				compared += f1;
+			}
+	}
+	size_t entries = r1->params.n;
+	for (size_t m = 0; m < r1->nmodels; m++)
+		entries += r1->models[m].params.n;
+	ck_assert(entries == 0 || compared > 0);
+	cr_ckpt_close(c);
+	cr_recipe_free(r1);
+	cr_recipe_free(r2);
+	cr_recipe_import_free(&imp);
+	free(out);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_recipe_import_forms)
+{
+	/* a single conditional mapping (not in a list), booleans, tokenizer_source, a seed */
+	const char *src = "merge_method: dare_ties\nbase_model: /b\nmodels:\n  - model: /a\n    parameters:\n"
+			  "      density: {class: routed_expert, value: 0.5}\n      weight: 1\n"
+			  "parameters:\n  normalize: no\n  rescale: yes\nrandom_seed: 18446744073709551615\n"
+			  "tokenizer_source: base\n";
+	cr_error err = { 0 };
+	struct cr_recipe_import imp;
+	ck_assert_msg(cr_state_from_yaml(src, strlen(src), "f.yaml", "/", &imp, &err) == 0, "%s", err.msg);
+	ck_assert_str_eq(cr_state_get(&imp.state, "class:routed_expert", 0, "density"), "0.5");
+	ck_assert_str_eq(cr_state_get(&imp.state, "*", -1, "normalize"), "false");
+	ck_assert_str_eq(cr_state_get(&imp.state, "*", -1, "rescale"), "true");
+	ck_assert_str_eq(cr_state_get(&imp.state, "*", -1, "random_seed"), "18446744073709551615");
+	ck_assert_str_eq(cr_state_get(&imp.state, "*", -1, "tokenizer_source"), "base");
+	char *out = cr_state_to_yaml(&imp.state, imp.base, (const char *const *)imp.models, imp.nmodels, &err);
+	struct cr_recipe *r;
+	ck_assert_msg(cr_recipe_parse(out, strlen(out), "x.yaml", &r, NULL, NULL, &err) == 0, "%s\n%s", err.msg, out);
+	ck_assert(r->has_seed && r->seed == UINT64_MAX);
+	ck_assert_str_eq(r->tokenizer_source, "base");
+	double v;
+	ck_assert_int_eq(cr_recipe_param(r, 0, -1, -1, CR_P_DENSITY, "model.layers.1.mlp.experts.0.up_proj.weight",
+					 CR_CLASS_ROUTED_EXPERT, 0.5, &v),
+			 1);
+	ck_assert_double_eq(v, 0.5);
+	ck_assert_int_eq(cr_recipe_param(r, -1, -1, -1, CR_P_NORMALIZE, "x", CR_CLASS_OTHER, 0, &v), 1);
+	ck_assert_double_eq(v, 0);
+	cr_recipe_free(r);
+	free(out);
+	cr_recipe_import_free(&imp);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1173,6 +1275,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_concurrent_writers);
 	tcase_add_test(tc, test_stats_cache);
 	tcase_add_loop_test(tc, test_recipe_roundtrip_fixtures, 0, (int)(sizeof fixture_recipes / sizeof fixture_recipes[0]));
+	tcase_add_loop_test(tc, test_recipe_reader_same_parameters, 0,
+			    (int)(sizeof fixture_recipes / sizeof fixture_recipes[0]));
+	tcase_add_test(tc, test_recipe_import_forms);
 	tcase_add_test(tc, test_recipe_first_match_kept);
 	tcase_add_test(tc, test_export_scopes);
 	suite_add_tcase(s, tc);

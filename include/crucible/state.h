@@ -9,8 +9,8 @@
  * model   -1 for the top-level `parameters` and for settings; else the index
  *         of the model in the session's parents (the recipe's `models` list).
  * key     a parameter name from methods.h ("weight", "delta", ...) or a
- *         setting: "merge_method", "dtype", "out_dtype", "random_seed"
- *         (settings take scope "*" and model -1).
+ *         setting: "merge_method", "dtype", "out_dtype", "random_seed",
+ *         "tokenizer_source" (settings take scope "*" and model -1).
  * value   canonical text: a number in its shortest round-trip form, "true" /
  *         "false" for boolean parameters, "[a, b, ...]" for a gradient over
  *         layers, or a name for settings.
