@@ -221,6 +221,14 @@ int cr_store_agree_put(struct cr_store *st, const char *tensor, int version, con
 int cr_store_agree_get(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
 		       const struct cr_store_src *parents, size_t nparents, uint64_t *agree, uint64_t *counted,
 		       cr_error *err);
+/* The store as a statistics scan's cache (struct cr_stats_cache, stats.h).
+ * The first borrows st (which must outlive the cache); the second opens its
+ * own handle on db (NULL: the default), for a worker thread.  Either way the
+ * cache is used from one thread: the scan's. */
+struct cr_stats_cache;
+int cr_store_stats_cache(struct cr_store *st, struct cr_stats_cache *out);
+int cr_store_stats_cache_open(const char *db, struct cr_stats_cache *out, cr_error *err);
+
 /* Group many puts in one transaction (much faster). */
 int cr_store_begin(struct cr_store *st, cr_error *err);
 int cr_store_commit(struct cr_store *st, cr_error *err);
