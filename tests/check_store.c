@@ -820,6 +820,46 @@ START_TEST(test_concurrent_writers)
 }
 END_TEST
 
+/* Several processes open a database that does not exist yet, at once: one
+ * creates the schema, the others wait for it; all of them can write. */
+START_TEST(test_concurrent_create)
+{
+	const char *path = tmp_db("race/created.db");
+	enum { K = 4 };
+	int go[2];
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t kids[K];
+	for (int k = 0; k < K; k++) {
+		kids[k] = fork();
+		ck_assert_int_ge(kids[k], 0);
+		if (kids[k] == 0) {
+			char c, name[16];
+			struct cr_store *cs;
+			int64_t id;
+			close(go[1]);
+			if (read(go[0], &c, 1) != 0)
+				_exit(1);
+			if (cr_store_open(path, &cs, NULL) < 0)
+				_exit(2);
+			snprintf(name, sizeof name, "p%d", k);
+			if (cr_store_session_create(cs, name, NULL, NULL, 0, NULL, &id, NULL) < 0)
+				_exit(3);
+			cr_store_close(cs);
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	for (int k = 0; k < K; k++) {
+		int status;
+		ck_assert_int_eq(waitpid(kids[k], &status, 0), kids[k]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "opener %d failed (%d)", k, status);
+	}
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM session"), K);
+	ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), CR_STORE_SCHEMA_VERSION);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- stats cache */
 
 static void fill_sums(struct cr_store_sums *v, int seed)
@@ -1273,6 +1313,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_runs);
 	tcase_add_test(tc, test_killed_run_interrupted);
 	tcase_add_test(tc, test_concurrent_writers);
+	tcase_add_test(tc, test_concurrent_create);
 	tcase_add_test(tc, test_stats_cache);
 	tcase_add_loop_test(tc, test_recipe_roundtrip_fixtures, 0, (int)(sizeof fixture_recipes / sizeof fixture_recipes[0]));
 	tcase_add_loop_test(tc, test_recipe_reader_same_parameters, 0,
