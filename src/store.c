@@ -86,6 +86,7 @@ static const char schema_v1[] =
 	"  path TEXT NOT NULL,\n"
 	"  size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, header_hash INTEGER NOT NULL,\n"
 	"  UNIQUE (path, size, mtime_ns, header_hash));\n"
+	/* a rowid table: rows of ~500 bytes are too big for WITHOUT ROWID */
 	"CREATE TABLE tensor_stats (\n"
 	"  tensor TEXT NOT NULL,\n"
 	"  base_file INTEGER NOT NULL REFERENCES file(id) ON DELETE CASCADE,\n"
@@ -97,7 +98,7 @@ static const char schema_v1[] =
 	"  base_nan INTEGER, base_inf INTEGER,\n"
 	"  base_sq REAL, sum_bb REAL, sum_pp REAL, sum_pb REAL, sum_dd REAL, sum_absd REAL,\n"
 	"  max_absd REAL, hist_width REAL, hist BLOB,\n"
-	"  PRIMARY KEY (tensor, base_file, parent_file)) WITHOUT ROWID;\n"
+	"  UNIQUE (tensor, base_file, parent_file));\n"
 	"CREATE INDEX tensor_stats_base ON tensor_stats (base_file);\n"
 	"CREATE INDEX tensor_stats_parent ON tensor_stats (parent_file);\n"
 	"CREATE TABLE sign_agree (\n"

@@ -99,7 +99,7 @@ static int file_id(struct cr_store *st, const struct cr_file_identity *f, int cr
 	if (!f)
 		return 0;
 	struct file_id_slot *slot = fid_slot(st, f);
-	if (slot && slot->path && !create) {
+	if (slot && slot->path) { /* may be stale if another process replaced it: puts retry */
 		*id = slot->id;
 		return 0;
 	}
@@ -182,8 +182,8 @@ static void bind_id_or_null(sqlite3_stmt *s, int i, int64_t id)
 
 /* ------------------------------------------------------------ per-pair sums */
 
-int cr_store_stats_put(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
-		       const struct cr_store_src *parent, const struct cr_store_sums *v, cr_error *err)
+static int stats_put_once(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
+			  const struct cr_store_src *parent, const struct cr_store_sums *v, cr_error *err)
 {
 	static const char ins[] =
 		"INSERT OR REPLACE INTO tensor_stats (tensor, base_file, parent_file, base_scale_file, parent_scale_file, "
@@ -223,6 +223,26 @@ int cr_store_stats_put(struct cr_store *st, const char *tensor, int version, con
 fail:
 	store_tx_rollback(st);
 	return -1;
+}
+
+/* A remembered file id is stale when another process replaced that file's
+ * identity: the insert then breaks a foreign key.  Forget and try again. */
+static int stale_ids(struct cr_store *st)
+{
+	if (sqlite3_extended_errcode(st->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
+		return 0;
+	fid_forget_all(st);
+	return 1;
+}
+
+int cr_store_stats_put(struct cr_store *st, const char *tensor, int version, const struct cr_store_src *base,
+		       const struct cr_store_src *parent, const struct cr_store_sums *v, cr_error *err)
+{
+	int outer = st->txdepth > 0;
+	int rc = stats_put_once(st, tensor, version, base, parent, v, err);
+	if (rc < 0 && !outer && stale_ids(st))
+		rc = stats_put_once(st, tensor, version, base, parent, v, err);
+	return rc;
 }
 
 static int same_id(sqlite3_stmt *s, int col, int64_t id)

@@ -156,7 +156,7 @@ static const char v1_ddl[] =
 	" parent_scale_file INTEGER REFERENCES file(id) ON DELETE CASCADE, version INTEGER NOT NULL,"
 	" identical INTEGER NOT NULL, nelem INTEGER, n INTEGER, nan INTEGER, inf INTEGER, base_nan INTEGER,"
 	" base_inf INTEGER, base_sq REAL, sum_bb REAL, sum_pp REAL, sum_pb REAL, sum_dd REAL, sum_absd REAL,"
-	" max_absd REAL, hist_width REAL, hist BLOB, PRIMARY KEY (tensor, base_file, parent_file)) WITHOUT ROWID;"
+	" max_absd REAL, hist_width REAL, hist BLOB, UNIQUE (tensor, base_file, parent_file));"
 	"CREATE INDEX tensor_stats_base ON tensor_stats (base_file);"
 	"CREATE INDEX tensor_stats_parent ON tensor_stats (parent_file);"
 	"CREATE TABLE sign_agree (files TEXT NOT NULL, tensor TEXT NOT NULL, version INTEGER NOT NULL,"
