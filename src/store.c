@@ -195,6 +195,7 @@ int store_step_done(struct cr_store *st, sqlite3_stmt *s, cr_error *err, const c
 {
 	int rc = sqlite3_step(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		st->last_step_rc = sqlite3_extended_errcode(st->db);
 		store_fail(st, err, what);
 		sqlite3_reset(s);
 		return -1;

@@ -22,6 +22,7 @@ struct cr_store {
 	char *path;
 	int recovered;
 	int txdepth;
+	int last_step_rc; /* extended result code of the last failed step */
 	size_t nstmts;
 	struct {
 		const char *sql; /* a static string: the cache compares pointers */

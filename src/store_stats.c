@@ -229,7 +229,7 @@ fail:
  * identity: the insert then breaks a foreign key.  Forget and try again. */
 static int stale_ids(struct cr_store *st)
 {
-	if (sqlite3_extended_errcode(st->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
+	if (st->last_step_rc != SQLITE_CONSTRAINT_FOREIGNKEY)
 		return 0;
 	fid_forget_all(st);
 	return 1;
@@ -239,8 +239,10 @@ int cr_store_stats_put(struct cr_store *st, const char *tensor, int version, con
 		       const struct cr_store_src *parent, const struct cr_store_sums *v, cr_error *err)
 {
 	int outer = st->txdepth > 0;
+	st->last_step_rc = 0;
 	int rc = stats_put_once(st, tensor, version, base, parent, v, err);
-	if (rc < 0 && !outer && stale_ids(st))
+	/* Inside a caller's transaction the failure rolled it all back: only forget, the caller goes on. */
+	if (rc < 0 && stale_ids(st) && !outer)
 		rc = stats_put_once(st, tensor, version, base, parent, v, err);
 	return rc;
 }

@@ -941,6 +941,18 @@ START_TEST(test_stats_cache)
 	ck_assert_mem_eq(&got, &v, sizeof v);
 	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par, &got, &err), 0);
 	ck_assert_int_eq(cr_store_agree_get(st, t1, 1, &base, &par, 1, &agree, &counted, &err), 0);
+	/* another connection replaces the base's identity while this one remembers the old file ids */
+	struct cr_store *other = open_ok(path);
+	struct cr_file_identity bw2 = bw;
+	bw2.size++;
+	struct cr_store_src base2 = { &bw2, &bsc };
+	ck_assert_int_eq(cr_store_stats_put(other, t1, 1, &base2, &par2, &v, &err), 0);
+	cr_store_close(other);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par2, &got, &err), 0); /* stale id: a miss */
+	ck_assert_msg(cr_store_stats_put(st, t1, 1, &base, &par2, &v, &err) == 0, "%s", err.msg); /* retried */
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base, &par2, &got, &err), 1);
+	ck_assert_int_eq(cr_store_stats_get(st, t1, 1, &base2, &par2, &got, &err), 0);
+	ck_assert_int_eq(cr_store_stats_put(st, t2, 1, &base_noscale, &(struct cr_store_src){ &pw, NULL }, &v, &err), 0);
 	cr_store_close(st);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM tensor_stats"), 2);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sign_agree"), 0);
