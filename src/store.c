@@ -505,6 +505,33 @@ fail:
 
 /* ------------------------------------------------------------ open/close */
 
+/* WAL mode is a property of the file, set once.  Switching needs a lock that
+ * SQLite may refuse at once (no busy handler) while another process is
+ * creating the same database, so retry for a while. */
+static int wal_mode(struct cr_store *st, cr_error *err)
+{
+	static const char sql[] = "PRAGMA journal_mode = WAL";
+	for (int attempt = 0;; attempt++) {
+		sqlite3_stmt *s = store_stmt(st, sql, err);
+		if (!s)
+			return -1;
+		int rc = sqlite3_step(s);
+		const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+		int ok = mode && strcmp(mode, "wal") == 0;
+		sqlite3_reset(s);
+		if (ok)
+			return 0;
+		if (rc == SQLITE_ROW) /* a mode that cannot be WAL (say, in memory): work without it */
+			return 0;
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+			return store_fail(st, err, "switch to WAL mode");
+		if (attempt >= 300)
+			return cr_fail(err, CR_E_DB, "%s: switch to WAL mode: the database stayed locked for 30 s",
+				       st->path);
+		usleep(10000 + (useconds_t)(attempt % 10) * 1000);
+	}
+}
+
 int cr_store_open(const char *path, struct cr_store **out, cr_error *err)
 {
 	char *def = NULL;
@@ -535,7 +562,7 @@ int cr_store_open(const char *path, struct cr_store **out, cr_error *err)
 	/* Writers from other processes wait up to 30 s rather than fail. */
 	sqlite3_busy_timeout(st->db, 30000);
 	if (exec(st, "PRAGMA foreign_keys = ON", err, "enable foreign keys") < 0 ||
-	    exec(st, "PRAGMA journal_mode = WAL", err, "switch to WAL mode") < 0 ||
+	    wal_mode(st, err) < 0 ||
 	    /* In WAL mode NORMAL is durable across application crashes, not power loss: fine for a history. */
 	    exec(st, "PRAGMA synchronous = NORMAL", err, "set synchronous") < 0 || migrate(st, err) < 0 ||
 	    recover_runs(st, err) < 0) {

@@ -7,6 +7,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -19,6 +22,7 @@
 #include "crucible/checkpoint.h"
 #include "crucible/recipe.h"
 #include "crucible/state.h"
+#include "crucible/stats.h"
 #include "crucible/store.h"
 #include "testutil.h"
 
@@ -960,6 +964,104 @@ START_TEST(test_stats_cache)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- the store as the scan's cache */
+
+/* Copy a checkpoint folder (so a test may touch its files). */
+static void copy_dir(const char *from, const char *to)
+{
+	char cmd[8192];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static struct cr_stats *scan(const struct cr_ckpt *base, struct cr_ckpt *const *parents, size_t n,
+			     struct cr_stats_cache *cache)
+{
+	struct cr_stats_options o = { .threads = 2, .cache = cache };
+	struct cr_stats *s;
+	cr_error err = { 0 };
+	ck_assert_msg(cr_stats_scan(base, (const struct cr_ckpt *const *)parents, n, &o, &s, &err) == 0, "%s", err.msg);
+	return s;
+}
+
+static void same_results(const struct cr_stats *a, const struct cr_stats *b)
+{
+	ck_assert_int_eq(a->ntensors, b->ntensors);
+	for (size_t i = 0; i < a->ntensors; i++) {
+		const struct cr_stats_tensor *x = &a->tensors[i], *y = &b->tensors[i];
+		ck_assert(isnan(x->sign_agree) ? isnan(y->sign_agree) : x->sign_agree == y->sign_agree);
+		for (size_t p = 0; p < a->nparents; p++) {
+			ck_assert_int_eq(x->pairs[p].status, y->pairs[p].status);
+			ck_assert_msg(memcmp(&x->pairs[p].s, &y->pairs[p].s, sizeof x->pairs[p].s) == 0, "%s: sums differ",
+				      x->t->name);
+		}
+	}
+}
+
+START_TEST(test_store_as_stats_cache)
+{
+	struct stat sb;
+	if (stat(fixture("models/dsv3/v3-base"), &sb) != 0)
+		return;
+	char r1[600], r0528[600];
+	snprintf(r1, sizeof r1, "%s/r1", tmpdir);
+	snprintf(r0528, sizeof r0528, "%s/r1-0528", tmpdir);
+	copy_dir(fixture("models/dsv3/r1"), r1);
+	copy_dir(fixture("models/dsv3/r1-0528"), r0528);
+	const char *path = tmp_db("scan.db");
+	cr_error err = { 0 };
+	struct cr_ckpt *base, *par[2];
+	ck_assert_int_eq(cr_ckpt_open(fixture("models/dsv3/v3-base"), &base, &err), 0);
+	ck_assert_int_eq(cr_ckpt_open(r1, &par[0], &err), 0);
+	ck_assert_int_eq(cr_ckpt_open(r0528, &par[1], &err), 0);
+
+	/* no cache: the reference */
+	struct cr_stats *ref = scan(base, par, 2, NULL);
+	ck_assert_int_gt(ref->bytes_read, 0);
+	/* first scan through the store fills it, the second reads no tensor data */
+	struct cr_stats_cache cache;
+	ck_assert_msg(cr_store_stats_cache_open(path, &cache, &err) == 0, "%s", err.msg);
+	struct cr_stats *s1 = scan(base, par, 2, &cache);
+	cr_stats_cache_close(&cache);
+	same_results(ref, s1);
+	ck_assert_int_eq(cr_store_stats_cache_open(path, &cache, &err), 0);
+	struct cr_stats *s2 = scan(base, par, 2, &cache);
+	cr_stats_cache_close(&cache);
+	ck_assert_int_eq(s2->bytes_read, 0);
+	ck_assert_int_eq(s2->tensors_cached, s2->tensors_selected);
+	same_results(ref, s2);
+	ck_assert_int_gt(sql_int(path, "SELECT count(*) FROM tensor_stats"), 0);
+
+	/* a parent's shard changes on disk (new mtime): its tensors are read again, the rest are not */
+	cr_ckpt_close(par[0]);
+	char shard[700];
+	snprintf(shard, sizeof shard, "%s/model-000002-of-000005.safetensors", r1);
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1234567890, 0 } };
+	ck_assert_int_eq(utimensat(AT_FDCWD, shard, ts, 0), 0);
+	ck_assert_int_eq(cr_ckpt_open(r1, &par[0], &err), 0);
+	ck_assert_int_eq(cr_store_stats_cache_open(path, &cache, &err), 0);
+	struct cr_stats *s3 = scan(base, par, 2, &cache);
+	cr_stats_cache_close(&cache);
+	ck_assert_int_gt(s3->bytes_read, 0);
+	ck_assert_int_gt(s3->tensors_cached, 0);
+	ck_assert_int_lt(s3->tensors_cached, s3->tensors_selected);
+	same_results(ref, s3);
+	/* the old identity of that file is gone from the store, with its rows */
+	char q[1000];
+	snprintf(q, sizeof q, "SELECT count(*) FROM file WHERE path LIKE '%%/r1/model-000002-of-000005.safetensors'");
+	ck_assert_int_eq(sql_int(path, q), 1);
+	snprintf(q, sizeof q, "SELECT mtime_ns FROM file WHERE path LIKE '%%/r1/model-000002-of-000005.safetensors'");
+	ck_assert_int_eq(sql_int(path, q), 1234567890ll * 1000000000ll);
+	cr_stats_free(ref);
+	cr_stats_free(s1);
+	cr_stats_free(s2);
+	cr_stats_free(s3);
+	cr_ckpt_close(par[0]);
+	cr_ckpt_close(par[1]);
+	cr_ckpt_close(base);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- recipes */
 
 /* A generic YAML tree comparison: mappings by key set, sequences in order,
@@ -1327,6 +1429,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_concurrent_writers);
 	tcase_add_test(tc, test_concurrent_create);
 	tcase_add_test(tc, test_stats_cache);
+	tcase_add_test(tc, test_store_as_stats_cache);
 	tcase_add_loop_test(tc, test_recipe_roundtrip_fixtures, 0, (int)(sizeof fixture_recipes / sizeof fixture_recipes[0]));
 	tcase_add_loop_test(tc, test_recipe_reader_same_parameters, 0,
 			    (int)(sizeof fixture_recipes / sizeof fixture_recipes[0]));
