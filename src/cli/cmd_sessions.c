@@ -222,6 +222,8 @@ static int do_list(struct cr_store *st, const struct args *a)
 			json_array_append_new(arr, session_json(&v[i]));
 		print_json(arr);
 	} else {
+		if (n == 0)
+			fprintf(stderr, "no sessions in %s\n", cr_store_path(st));
 		for (size_t i = 0; i < n; i++) {
 			char when[32], parents[512] = "";
 			size_t l = 0;
