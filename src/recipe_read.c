@@ -206,7 +206,7 @@ static int build(struct reader *rd, yaml_parser_t *p, yaml_event_t *ev, int dept
 		if (n->kind == Y_MAP && n->nk % 2 == 0 && kid->kind != Y_SCALAR) {
 			int kl = kid->line;
 			ynode_free(kid);
-			fail_at(rd, kl, "a mapping key must be a plain string");
+			fail_at(rd, kl, "a mapping key must be a string, not a list or a mapping");
 			goto fail;
 		}
 		ynode_push(n, kid);

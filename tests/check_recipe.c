@@ -1016,7 +1016,7 @@ START_TEST(bad_yaml_and_documents)
 	expect_error("linear\n", "t.yaml:1: the top level of a recipe must be a mapping (merge_method: ...), not a value");
 	expect_error("merge_method: linear\nmodels: [{model: a}]\n---\nmerge_method: ties\n",
 		     "t.yaml:3: more than one YAML document (a recipe is one document)");
-	expect_error("? [a]\n: b\n", "t.yaml:1: a mapping key must be a plain string");
+	expect_error("? [a]\n: b\n", "t.yaml:1: a mapping key must be a string, not a list or a mapping");
 	expect_error("merge_method: !custom linear\nmodels: [{model: a}]\n", "t.yaml:1: unsupported YAML tag '!custom'");
 	/* a quoted string tagged as a float is still validated as a number */
 	struct warnings w = { 0 };

@@ -36,9 +36,16 @@
  *     everything.  The first matching entry wins; when none matches, the lookup
  *     falls through to the next level.  A single such mapping (not in a list) is
  *     accepted too.
- * Numbers must be finite decimal numbers (no .inf/.nan, no hex).  Strings
- * (paths, names) may be plain or quoted.  Empty values (`parameters:` with
- * nothing after it) of optional keys mean "absent".
+ * Any other key, at any level, is an error (so is `name`, `tokenizer`,
+ * `chat_template`, a slice's `base_model`).  A key may appear once per mapping.
+ *
+ * YAML details: numbers are finite decimals ([+-]digits[.digits][e[+-]digits];
+ * no .inf/.nan, no hex) written plain, or tagged !!float/!!int; a quoted or
+ * !!str value is a string, never a number.  Strings (paths, names) may be
+ * plain or quoted.  An empty value (`parameters:` with nothing after it, ~,
+ * null) of an optional key means "absent".  Anchors are ignored but aliases
+ * (*name) are refused, as are tags outside tag:yaml.org,2002:, more than
+ * 100000 values, and more than one document.  CRLF and a BOM are fine.
  *
  * Precedence for the value of a per-model parameter: the model's (or slice
  * source's) own parameters, then the slice's, then the top level.  A global
