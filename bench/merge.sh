@@ -24,6 +24,7 @@ mkdata=$top/bench/mkdata
 runs=${BENCH_MERGE_RUNS:-3}
 data=$BENCH_WORK/merge
 mkdir -p "$data"
+touch "$BENCH_TABLE"
 first_row=$(($(wc -l <"$BENCH_TABLE") + 1))
 
 make_data() { # NAME SIZE_GB DTYPE
