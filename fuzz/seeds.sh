@@ -33,7 +33,7 @@ index)
 	done
 	;;
 recipe)
-	for f in "$fx"/expected/*.yaml; do
+	for f in "$fx"/expected/*.yaml "$(dirname "$0")"/../tests/data/recipes/*.yaml; do
 		[ -f "$f" ] && put "$f" "$(basename "$f")"
 	done
 	;;

@@ -13,4 +13,5 @@ idx=
 for f in "$FIXTURES"/malformed/index-*/model.safetensors.index.json; do idx="$idx $f"; done
 # shellcheck disable=SC2086
 "$bin/fuzz_replay_index" "$SRCDIR/tests/fuzz-regress/index" $idx || rc=1
+"$bin/fuzz_replay_recipe" "$SRCDIR/tests/fuzz-regress/recipe" "$FIXTURES"/expected/*.yaml || rc=1
 exit $rc
