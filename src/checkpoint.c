@@ -22,6 +22,10 @@
 #include "crucible/fp8.h"
 
 #define SCALE_SUFFIX "_scale_inv"
+/* Size limits (README "Limits"): an index is parsed whole by jansson, so it
+ * gets the same bound as a shard header; DeepSeek-V3's is about 9 MB. */
+#define MAX_INDEX_BYTES CR_ST_MAX_HEADER
+#define MAX_CONFIG_BYTES (16u << 20)
 
 int cr_natural_cmp(const char *a, const char *b)
 {
@@ -142,7 +146,7 @@ static int load_config(struct cr_ckpt *c, cr_error *err)
 		free(p);
 		return 0; /* a bare file has no config: fine */
 	}
-	c->config_text = read_text_file(p, 16u << 20, err);
+	c->config_text = read_text_file(p, MAX_CONFIG_BYTES, err);
 	if (!c->config_text) {
 		free(p);
 		return -1;
@@ -258,7 +262,7 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 	struct shard_names *sn = NULL;
 	json_t *shard_of = json_object(); /* shard file name -> index in c->shards */
 
-	char *text = read_text_file(idx, 1u << 30, err);
+	char *text = read_text_file(idx, MAX_INDEX_BYTES, err);
 	if (!text) {
 		json_decref(shard_of);
 		return -1;
