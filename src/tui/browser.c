@@ -104,7 +104,7 @@ static void cell(void *ctx, int user, int col, int y, int x, int w, attr_t sel)
 #define PUT(s, right) (sel ? put_attr_text(y, x, w, sel, (s), (right)) : put_text(y, x, w, role, (s), (right)))
 	if (col == COL_NAME) {
 		if (t) {
-			PUT(b->tree.flat ? t->name : short_name(t), 0);
+			PUT(b->tree.flat ? t->name : short_name(t), 2);
 		} else if (g->cls == CR_CLASS_NONE) {
 			if (g->layer < 0)
 				PUT("outside layers", 0);
@@ -355,17 +355,17 @@ static void build_tree(struct browser *b)
 static void set_columns(struct browser *b, int width)
 {
 	int n = 0, np = b->nparents;
-	int relw = width >= 130 ? 16 : width >= 110 ? 14 : 9;
+	int relw = width >= 130 ? 16 : width >= 110 ? 13 : 9;
 	b->cols[n++] = (struct tree_col){ "name", 0, 0 };
 	b->cols[n++] = (struct tree_col){ "class", 13, 0 };
-	b->cols[n++] = (struct tree_col){ "dtype", 8, 0 };
+	b->cols[n++] = (struct tree_col){ "dtype", 7, 0 };
 	b->cols[n++] = (struct tree_col){ "shape", width >= 100 ? 12 : -1, 0 }; /* hidden when narrow */
 	b->cols[n++] = (struct tree_col){ "size", 9, 1 };
 	b->col_rel0 = n;
 	for (int p = 0; p < np && n < 15; p++)
 		b->cols[n++] = (struct tree_col){ b->app->model_name[p + 1], relw, 0 };
 	b->col_decision = n;
-	b->cols[n++] = (struct tree_col){ "decision", 9, 0 };
+	b->cols[n++] = (struct tree_col){ "decision", 8, 0 };
 	b->ncols = n;
 	b->tree.ncols = n;
 }

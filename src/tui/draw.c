@@ -69,17 +69,32 @@ void put_attr_text(int y, int x, int w, attr_t attr, const char *s, int right)
 	attrset(attr);
 	move(y, x);
 	int tw = text_width(s), used = 0;
+	int middle = right == 2;
+	if (middle)
+		right = 0;
 	if (right && tw < w) {
 		for (int i = 0; i < w - tw; i++)
 			addch(' ');
 		used = w - tw;
 	}
-	if (tw > w && w > 1) {
-		/* Keep the end of long names visible: the tail names the tensor. */
+	if (tw > w && w > 1 && !middle) {
 		used += add_clipped(s, w - 1);
 		attrset(attr);
 		addstr(G->ellipsis);
 		used++;
+	} else if (tw > w && w > 1) {
+		/* Keep both ends of a long name, more of the tail: it says what the tensor is. */
+		int head = (w - 1) / 3, tail = w - 1 - head;
+		used += add_clipped(s, head);
+		attrset(attr);
+		addstr(G->ellipsis);
+		used++;
+		const char *t = s + strlen(s);
+		while (t > s && text_width(t - 1) <= tail)
+			t--;
+		while ((*t & 0xC0) == 0x80)
+			t++;
+		used += add_clipped(t, w - used);
 	} else {
 		used += add_clipped(s, w - used);
 	}

@@ -68,7 +68,8 @@ attr_t role_attr(enum cr_color_role r);
 /* Drawing helpers (draw.c). */
 /* Display width of a UTF-8 string. */
 int text_width(const char *s);
-/* Put s at (y, x) in at most w columns; right-aligned when right != 0; pads with blanks. */
+/* Put s at (y, x) in at most w columns, padded with blanks.  right: 0 left-aligned, 1 right-aligned,
+ * 2 left-aligned with a long text cut in the middle (names). */
 void put_text(int y, int x, int w, enum cr_color_role role, const char *s, int right);
 void put_attr_text(int y, int x, int w, attr_t attr, const char *s, int right);
 /* Fill a row segment with blanks in a role. */

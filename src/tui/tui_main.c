@@ -400,7 +400,6 @@ static int start_screen(struct app *a)
 	set_term(a->screen);
 	cbreak();
 	noecho();
-	nonl();
 	keypad(stdscr, TRUE);
 	nodelay(stdscr, TRUE);
 	curs_set(0);
