@@ -375,11 +375,10 @@ struct cr_st_writer {
 	uint64_t written;   /* bytes written so far (all threads) */
 };
 
-static const struct cr_st_entry *sort_plan;
-static int cmp_official(const void *a, const void *b)
+static int cmp_official(const void *a, const void *b, void *plan)
 {
-	const struct cr_st_entry *x = &sort_plan[*(const size_t *)a];
-	const struct cr_st_entry *y = &sort_plan[*(const size_t *)b];
+	const struct cr_st_entry *x = &((const struct cr_st_entry *)plan)[*(const size_t *)a];
+	const struct cr_st_entry *y = &((const struct cr_st_entry *)plan)[*(const size_t *)b];
 	if (x->dtype != y->dtype)
 		return x->dtype > y->dtype ? -1 : 1;
 	return strcmp(x->name, y->name);
@@ -431,8 +430,7 @@ int cr_st_writer_open(const char *path, const struct cr_st_entry *plan, size_t n
 	w->nbytes = cr_xcalloc(n + 1, sizeof *w->nbytes);
 	for (size_t i = 0; i < n; i++)
 		w->order[i] = i;
-	sort_plan = w->plan; /* qsort has no context argument; the writer is opened on one thread */
-	qsort(w->order, n, sizeof *w->order, cmp_official);
+	qsort_r(w->order, n, sizeof *w->order, cmp_official, w->plan);
 
 	json_object_set_new(jm, "format", json_string("pt"));
 	for (size_t i = 0; i < nmeta; i++)
