@@ -38,6 +38,8 @@ conf=
 # Reconfigure when nothing is configured yet or the sanitizer choice changed.
 if [ ! -f Makefile ] || [ "$(./config.status --config 2>/dev/null)" != "${conf:+'$conf'}" ]; then
 	[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi
+	# objects built with the other sanitizer setting must not be linked in
+	[ -f Makefile ] && make clean >/dev/null 2>&1 || true
 	./configure $conf
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
