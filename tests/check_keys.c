@@ -70,12 +70,42 @@ START_TEST(lookup_and_labels)
 }
 END_TEST
 
+/* man/crucible.1 lists every binding's help text (roff spells '-' as "\\-" and '\\' as "\\e"). */
+START_TEST(man_page_lists_every_key)
+{
+	const char *src = getenv("SRCDIR");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/man/crucible.1", src ? src : ".");
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: cannot open", path);
+	static char man[1 << 16];
+	size_t n = fread(man, 1, sizeof man - 1, f);
+	fclose(f);
+	man[n] = '\0';
+	for (size_t i = 0; i < key_table_len; i++) {
+		char want[512];
+		size_t w = 0;
+		for (const char *c = key_table[i].help; *c && w < sizeof want - 3; c++) {
+			if (*c == '-' || *c == '\\') {
+				want[w++] = '\\';
+				want[w++] = *c == '-' ? '-' : 'e';
+			} else {
+				want[w++] = *c;
+			}
+		}
+		want[w] = '\0';
+		ck_assert_msg(strstr(man, want) != NULL, "man/crucible.1 does not describe: %s", key_table[i].help);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("keys");
 	TCase *tc = tcase_create("keys");
 	tcase_add_test(tc, no_duplicate_keys);
 	tcase_add_test(tc, lookup_and_labels);
+	tcase_add_test(tc, man_page_lists_every_key);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

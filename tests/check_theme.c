@@ -191,6 +191,32 @@ START_TEST(config_file)
 }
 END_TEST
 
+/* man/crucible-theme.5 describes every role. */
+START_TEST(man_page_lists_every_role)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/man/crucible-theme.5", srcdir());
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: cannot open", path);
+	static char man[1 << 16];
+	size_t n = fread(man, 1, sizeof man - 1, f);
+	fclose(f);
+	man[n] = '\0';
+	for (int r = 0; r < CR_ROLE__COUNT; r++) {
+		char want[128], *w = want;
+		w += sprintf(w, ".B ");
+		for (const char *c = cr_role_name(r); *c; c++) {
+			if (*c == '-')
+				*w++ = '\\';
+			*w++ = *c;
+		}
+		*w++ = '\n';
+		*w = '\0';
+		ck_assert_msg(strstr(man, want) != NULL, "man/crucible-theme.5 does not list role %s", cr_role_name(r));
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("theme");
@@ -202,6 +228,7 @@ int main(void)
 	tcase_add_test(tc, find_by_name_and_path);
 	tcase_add_test(tc, colors_and_attrs);
 	tcase_add_test(tc, config_file);
+	tcase_add_test(tc, man_page_lists_every_role);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -35,7 +35,7 @@ t_start() {
 	T_SOCK="crucible-test-$$-$T_N"
 	term=tmux-256color
 	case "${1:-}" in TERM=*) term=${1#TERM=}; shift ;; esac
-	cmd="cd '$T_DIR' && env LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC TERM=$term HOME='$HOME' XDG_CONFIG_HOME='$XDG_CONFIG_HOME' XDG_DATA_HOME='$XDG_DATA_HOME' XDG_CACHE_HOME='$XDG_CACHE_HOME' ASAN_OPTIONS='${ASAN_OPTIONS:-}' UBSAN_OPTIONS='${UBSAN_OPTIONS:-}' '$CRUCIBLE'"
+	cmd="cd '$T_DIR' && env LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC TERM=$term HOME='$HOME' XDG_CONFIG_HOME='$XDG_CONFIG_HOME' XDG_DATA_HOME='$XDG_DATA_HOME' XDG_CACHE_HOME='$XDG_CACHE_HOME' ASAN_OPTIONS='${ASAN_OPTIONS:-}' UBSAN_OPTIONS='${UBSAN_OPTIONS:-}' CRUCIBLE_TUI_SLOW_RUN='${CRUCIBLE_TUI_SLOW_RUN:-}' CRUCIBLE_TUI_TIMING='${CRUCIBLE_TUI_TIMING:-}' '$CRUCIBLE'"
 	for a in "$@"; do cmd="$cmd '$a'"; done
 	cmd="$cmd 2>'$T_DIR/stderr'; echo \"[crucible exited \$?]\"; sleep 3600"
 	tmux -L "$T_SOCK" -f /dev/null new-session -d -s t -x 120 -y 40 "$cmd"

@@ -19,9 +19,18 @@ out=$("$CRUCIBLE" --base "$DSV3/v3-base" "$DSV3/r1" </dev/null 2>&1 >/dev/null);
 [ $rc -eq 1 ] || { echo "FAIL: no TTY gave exit $rc"; exit 1; }
 echo "$out" | grep -q "needs a terminal" || { echo "FAIL: no TTY message: $out"; exit 1; }
 
-# A bad model path fails before the screen is touched.
-out=$("$CRUCIBLE" --base /nonexistent/model "$DSV3/r1" 2>&1); rc=$?
-[ $rc -eq 1 ] && echo "$out" | grep -q "/nonexistent/model" || { echo "FAIL: bad path: $rc $out"; exit 1; }
+# A bad model path fails with one line before the screen is touched.
+t_start --base /nonexistent/model "$DSV3/r1"
+t_wait "[crucible exited 1]"
+grep -q "^crucible: /nonexistent/model" "$T_DIR/stderr" || t_fail "no clear message for a bad base path"
+t_start --base "$DSV3/v3-base" /nonexistent/parent
+t_wait "[crucible exited 1]"
+grep -q "^crucible: /nonexistent/parent: No such file or directory" "$T_DIR/stderr" || t_fail "no clear message for a bad parent"
+
+# A session that is not in the database.
+t_start --db "$T_DB" --session 99
+t_wait "[crucible exited 1]"
+grep -q "^crucible: .*99" "$T_DIR/stderr" || t_fail "no clear message for an unknown session"
 
 # vt100 has no colours: the screen still works; ASCII glyphs with --ascii.
 t_start TERM=vt100 --ascii --base "$DSV3/v3-base" "$DSV3/r1"

@@ -13,6 +13,7 @@
 #include "browser.h"
 #include "crucible/format.h"
 #include "panel.h"
+#include "sessions.h"
 
 enum { COL_NAME, COL_CLASS, COL_DTYPE, COL_SHAPE, COL_SIZE, COL_REL0 };
 
@@ -32,6 +33,10 @@ const char *browser_decision_text(const struct browser *b, int dec)
 		return "merge";
 	if (dec == DEC_UNKNOWN)
 		return "?";
+	if (dec == DEC_PENDING)
+		return "pending";
+	if (dec == DEC_MIXED)
+		return "mixed";
 	if (dec == 0)
 		return "base";
 	return browser_model_name(b, dec);
@@ -159,7 +164,7 @@ static void cell(void *ctx, int user, int col, int y, int x, int w, attr_t sel)
 		       : d == 0	      ? CR_ROLE_DECISION_BASE
 		       : d > 0	      ? CR_ROLE_DECISION_PARENT
 				      : CR_ROLE_DIM;
-		PUT(!t && d == DEC_UNKNOWN ? "mixed" : browser_decision_text(b, d), 0);
+		PUT(browser_decision_text(b, d), 0);
 	}
 #undef PUT
 }
@@ -251,7 +256,7 @@ void browser_update_groups(struct browser *b)
 		gr->base_sq = 0;
 		memset(gr->dd, 0, sizeof gr->dd);
 		memset(gr->known, 0, sizeof gr->known);
-		gr->decision = DEC_UNKNOWN - 1; /* none seen yet */
+		gr->decision = DEC_MIXED - 1; /* none seen yet */
 	}
 	for (int p = 0; p < np; p++)
 		b->rel_max[p] = 0;
@@ -268,10 +273,10 @@ void browser_update_groups(struct browser *b)
 					gr->known[p]++;
 				}
 			}
-			if (gr->decision == DEC_UNKNOWN - 1)
+			if (gr->decision == DEC_MIXED - 1)
 				gr->decision = b->dec[i];
 			else if (gr->decision != b->dec[i])
-				gr->decision = DEC_UNKNOWN;
+				gr->decision = DEC_MIXED;
 		}
 		for (int p = 0; p < np; p++) {
 			double r = b->rel[i * (size_t)np + (size_t)p];
@@ -280,7 +285,7 @@ void browser_update_groups(struct browser *b)
 		}
 	}
 	for (size_t g = 0; g < b->ngroups; g++)
-		if (b->groups[g].decision == DEC_UNKNOWN - 1)
+		if (b->groups[g].decision == DEC_MIXED - 1)
 			b->groups[g].decision = DEC_UNKNOWN;
 }
 
@@ -456,6 +461,15 @@ static int action(struct app *a, struct view *v, enum tui_action act, int key)
 	case ACT_HEATMAP:
 		app_push(a, heatmap_view_new(a, b));
 		return V_HANDLED | V_REDRAW;
+	case ACT_SESSIONS: {
+		cr_error err = { 0 };
+		struct view *sv = sessions_view_new(a, a->wb.db_path, &err);
+		if (sv)
+			app_push(a, sv);
+		else
+			app_message(a, CR_ROLE_ERROR, "%s", err.msg);
+		return V_HANDLED | V_REDRAW;
+	}
 	case ACT_DETAIL: {
 		int t = current_tensor(b);
 		if (t >= 0)

@@ -12,7 +12,10 @@
 
 #include "tree.h"
 
-enum { DEC_UNKNOWN = -3, DEC_MERGE = -2 }; /* else the model index copied (0 = base) */
+struct cr_stats;
+
+/* A tensor's decision: the model index copied (0 = base), or one of these. */
+enum { DEC_MERGE = -2, DEC_UNKNOWN = -3, DEC_PENDING = -4, DEC_MIXED = -5 };
 
 /* A layer or a layer x class summary row. */
 struct bgroup {
@@ -42,6 +45,7 @@ struct browser {
 	struct bgroup *groups;
 	size_t ngroups;
 	double rel_max[8]; /* largest rel per parent, for bar scale */
+	struct cr_stats *stats; /* the finished scan, for the detail view (NULL until then) */
 	int panel_focus;
 	int panel_rows;
 	struct panel *panel;

@@ -24,6 +24,7 @@
 #include "crucible/config_file.h"
 #include "crucible/theme.h"
 #include "keys.h"
+#include "workbench.h"
 
 /* Handler results. */
 enum {
@@ -101,7 +102,7 @@ struct app {
 		int nparents;
 		long session_id;
 		const char *theme, *db;
-		int ascii;
+		int ascii, no_scan;
 	} opt;
 	struct cr_config cfg;
 	struct cr_theme theme;
@@ -121,10 +122,21 @@ struct app {
 	int nmodels;
 	struct browser *browser;
 	struct worker *worker;
+	struct workbench wb;
+	int have_wb;
+	/* Latency of the last parameter change: recompute time, and the full key-to-screen time. */
+	double last_change_ms, last_redraw_ms, last_event_ms;
+	double t_recipe, t_plan, t_decide; /* parts of last_change_ms */
+	int change_pending, show_timing;
+	int64_t open_request; /* session to open once the current handler returns */
 };
 
 void app_push(struct app *a, struct view *v);
+/* Open session id in the workbench (after the current key is handled). */
+void app_open_session(struct app *a, int64_t id);
 void app_message(struct app *a, enum cr_color_role role, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A message from background work: it does not replace a warning or error the user has not seen yet. */
+void app_note(struct app *a, enum cr_color_role role, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Draw the title bar (row 0) and the status line (last row). */
 void app_draw_frame(struct app *a, const char *title);
 

@@ -26,11 +26,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <term.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../cli/cli.h"
 #include "browser.h"
+#include "crucible/stats.h"
+#include "scan.h"
+#include "sessions.h"
 #include "tui.h"
 #include "worker.h"
 
@@ -44,6 +49,17 @@ static void restore_terminal(void)
 
 void app_message(struct app *a, enum cr_color_role role, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(a->status, sizeof a->status, fmt, ap);
+	va_end(ap);
+	a->status_role = role;
+}
+
+void app_note(struct app *a, enum cr_color_role role, const char *fmt, ...)
+{
+	if (a->status[0] && (a->status_role == CR_ROLE_WARNING || a->status_role == CR_ROLE_ERROR))
+		return;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(a->status, sizeof a->status, fmt, ap);
@@ -78,7 +94,7 @@ static const char *key_hints(const struct app *a)
 	if (v->ops->ctx == CTX_BROWSER)
 		return "? help  / search  \\ filter  s sort  f flat  Tab panel  H heat map  m merge  q quit";
 	if (v->ops->ctx == CTX_SESSIONS)
-		return "? help  Enter/o open  F fork  R rename  D delete  C compare  X re-run  q quit";
+		return "? help  Enter open  F fork  R rename  D delete  C mark/compare  X re-run  q quit";
 	return "? help  q/Esc back";
 }
 
@@ -106,9 +122,17 @@ void app_draw_frame(struct app *a, const char *title)
 	}
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static void draw_all(struct app *a)
 {
 	getmaxyx(stdscr, a->rows, a->cols);
+
 	erase();
 	if (a->rows < 6 || a->cols < 40) {
 		mvaddstr(0, 0, "crucible: window too small");
@@ -214,7 +238,21 @@ static int handle_input(struct app *a)
 		/* Any key clears a transient message. */
 		a->status[0] = '\0';
 		flags |= V_REDRAW;
+		double t0 = now_ms();
+		a->change_pending = 0;
 		flags |= dispatch_key(a, (int)ch);
+		if (a->change_pending) {
+			/* Time the whole path of a parameter change: event, plan, decisions, drawing. */
+			draw_all(a);
+			a->last_redraw_ms = now_ms() - t0;
+			a->change_pending = 0;
+			if (a->show_timing) {
+				size_t l = strlen(a->status);
+				snprintf(a->status + l, sizeof a->status - l,
+					 "  [event %.1f + recipe %.1f + plan %.1f + decide %.1f ms; key to screen %.1f ms]",
+					 a->last_event_ms, a->t_recipe, a->t_plan, a->t_decide, a->last_redraw_ms);
+			}
+		}
 		if (a->quit)
 			break;
 	}
@@ -230,6 +268,7 @@ static void usage(FILE *out)
 		"  --theme NAME|PATH  colour theme (default, light, solarized-dark, mono, or a file)\n"
 		"  --ascii            ASCII glyphs only (also chosen when the locale is not UTF-8)\n"
 		"  --db PATH          session database (default $XDG_DATA_HOME/crucible/sessions.db)\n"
+		"  --no-scan          no statistics scan (rel stays unknown; aoe decisions that need it stay pending)\n"
 		"With no models, the sessions screen opens.  Press ? in the workbench for the keys.\n"
 		"The workbench needs a terminal that can move the cursor; with TERM=dumb use the\n"
 		"subcommands (crucible --help).\n");
@@ -241,6 +280,7 @@ static int parse_args(struct app *a, int argc, char **argv)
 		{ "base", required_argument, NULL, 'b' },  { "session", required_argument, NULL, 's' },
 		{ "theme", required_argument, NULL, 't' }, { "ascii", no_argument, NULL, 'a' },
 		{ "db", required_argument, NULL, 'd' },	   { "help", no_argument, NULL, 'h' },
+		{ "no-scan", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = 1;
@@ -268,6 +308,9 @@ static int parse_args(struct app *a, int argc, char **argv)
 			break;
 		case 'd':
 			a->opt.db = optarg;
+			break;
+		case 'n':
+			a->opt.no_scan = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -338,22 +381,124 @@ static char *model_label(const char *path)
 	return name;
 }
 
-static int open_models(struct app *a)
+/*
+ * Only the base is opened here: its catalog is the first screen.  The
+ * parents are opened by the plan on the worker thread, so the screen does
+ * not wait for them; a parent that is not there at all is still refused now.
+ */
+static int open_models(struct app *a, const char *base, const char *const *parents, int nparents, cr_error *err)
 {
-	const char *paths[9];
-	paths[0] = a->opt.base;
-	for (int i = 0; i < a->opt.nparents; i++)
-		paths[i + 1] = a->opt.parents[i];
-	a->nmodels = a->opt.nparents + 1;
-	for (int m = 0; m < a->nmodels; m++) {
-		cr_error err = { 0 };
-		if (cr_ckpt_open(paths[m], &a->ckpt[m], &err) < 0) {
-			cli_error("%s", err.msg);
-			return -1;
-		}
-		a->model_name[m] = model_label(paths[m]);
+	for (int m = 0; m < nparents; m++) {
+		struct stat st;
+		if (stat(parents[m], &st) < 0)
+			return cr_fail(err, CR_E_IO, "%s: %s", parents[m], strerror(errno));
 	}
+	if (cr_ckpt_open(base, &a->ckpt[0], err) < 0)
+		return -1;
+	a->nmodels = nparents + 1;
+	a->model_name[0] = model_label(base);
+	for (int m = 1; m < a->nmodels; m++)
+		a->model_name[m] = model_label(parents[m - 1]);
 	return 0;
+}
+
+static void close_models(struct app *a)
+{
+	for (int m = 0; m < a->nmodels; m++) {
+		if (a->ckpt[m])
+			cr_ckpt_close(a->ckpt[m]);
+		a->ckpt[m] = NULL;
+		free(a->model_name[m]);
+		a->model_name[m] = NULL;
+	}
+	a->nmodels = 0;
+}
+
+static const char *db_path(const struct app *a)
+{
+	return a->opt.db ? a->opt.db : a->cfg.database;
+}
+
+/* A session's models and workbench: session id, or a new one for base + parents. */
+static int open_workbench(struct app *a, int64_t id, const char *base, const char *const *parents, int nparents,
+			  cr_error *err)
+{
+	a->have_wb = 1;
+	if (id) {
+		if (wb_load(&a->wb, db_path(a), id, err) < 0)
+			return -1;
+		return open_models(a, a->wb.model_paths[0], (const char *const *)a->wb.model_paths + 1, a->wb.nmodels - 1,
+				   err);
+	}
+	if (open_models(a, base, parents, nparents, err) < 0)
+		return -1;
+	return wb_create(&a->wb, db_path(a), base, parents, nparents, err);
+}
+
+/* The browser on top of an opened workbench, and the worker's plan and scan. */
+static void start_browser(struct app *a)
+{
+	a->browser = browser_new(a);
+	a->stack[a->nviews++] = browser_view(a->browser);
+	/* The recipe now; the plan and the statistics come from the worker. */
+	wb_refresh_recipe_only(&a->wb);
+	if (scan_start(a) < 0)
+		app_message(a, CR_ROLE_ERROR, "%s", a->wb.error[0] ? a->wb.error : "cannot start the worker thread");
+}
+
+static void close_workbench(struct app *a)
+{
+	/* Joining the worker cancels a scan; a merge is never running here (callers check). */
+	worker_free(a->worker);
+	a->worker = worker_new();
+	a->wake_fd = worker_wake_fd(a->worker);
+	if (a->browser) {
+		cr_stats_free(a->browser->stats);
+		a->browser->stats = NULL;
+	}
+	browser_free(a->browser);
+	a->browser = NULL;
+	if (a->have_wb)
+		wb_free(&a->wb);
+	a->have_wb = 0;
+	close_models(a);
+}
+
+void app_open_session(struct app *a, int64_t id)
+{
+	if (worker_busy(a->worker) == WORK_MERGE) {
+		app_message(a, CR_ROLE_WARNING, "a merge is running; wait for it or cancel it (x) first");
+		return;
+	}
+	a->open_request = id;
+}
+
+/* Runs from the loop, outside any view's handler, so every view can go. */
+static void do_open_request(struct app *a)
+{
+	int64_t id = a->open_request;
+	a->open_request = 0;
+	while (a->nviews > 0) {
+		struct view *v = a->stack[--a->nviews];
+		if (v->ops->destroy)
+			v->ops->destroy(v);
+	}
+	prompt_free(a);
+	close_workbench(a);
+	cr_error err = { 0 };
+	if (open_workbench(a, id, NULL, NULL, 0, &err) < 0) {
+		close_workbench(a);
+		cr_error e2 = { 0 };
+		struct view *v = sessions_view_new(a, db_path(a), &e2);
+		if (v)
+			a->stack[a->nviews++] = v;
+		else
+			a->quit = 1;
+		app_message(a, CR_ROLE_ERROR, "%s", err.msg);
+		return;
+	}
+	start_browser(a);
+	app_message(a, CR_ROLE_OK, "session %lld \"%s\" opened", (long long)id, a->wb.session_name);
 }
 
 /* Check the terminal before handing it to curses, so the refusal is one clear line. */
@@ -425,6 +570,10 @@ static void run_loop(struct app *a)
 		flags |= handle_input(a);
 		if (flags & V_QUIT)
 			a->quit = 1;
+		if (a->open_request && !a->quit) {
+			do_open_request(a);
+			flags |= V_REDRAW;
+		}
 		if (!a->quit && (flags & V_REDRAW))
 			draw_all(a);
 	}
@@ -435,12 +584,21 @@ static void app_free(struct app *a)
 	while (a->nviews > 1)
 		app_pop(a);
 	prompt_free(a);
-	worker_free(a->worker);
-	browser_free(a->browser);
-	for (int m = 0; m < a->nmodels; m++) {
-		cr_ckpt_close(a->ckpt[m]);
-		free(a->model_name[m]);
+	while (a->nviews > 0) {
+		struct view *v = a->stack[--a->nviews];
+		if (v->ops->destroy)
+			v->ops->destroy(v);
 	}
+	worker_free(a->worker);
+	a->worker = NULL;
+	if (a->browser) {
+		cr_stats_free(a->browser->stats);
+		a->browser->stats = NULL;
+	}
+	browser_free(a->browser);
+	if (a->have_wb)
+		wb_free(&a->wb);
+	close_models(a);
 	cr_theme_free(&a->theme);
 	cr_config_free(&a->cfg);
 }
@@ -464,27 +622,39 @@ int tui_main(int argc, char **argv)
 		app_message(a, CR_ROLE_WARNING, "config: %s", a->cfg.warnings[0]);
 	const char *cs = nl_langinfo(CODESET);
 	glyphs_choose(a->opt.ascii || a->cfg.ascii || !cs || strcmp(cs, "UTF-8") != 0);
-	if (!a->opt.base) {
-		cli_error("no models given (usage: crucible --base BASE PARENT...); the sessions screen is not built yet");
-		cr_config_free(&a->cfg);
-		return EXIT_USAGE;
-	}
 	rc = EXIT_FAIL;
-	if (open_models(a) < 0 || !terminal_usable())
+	a->show_timing = getenv("CRUCIBLE_TUI_TIMING") != NULL;
+	if (!terminal_usable())
 		goto out;
+	/* Models and session before the screen, so a bad path is one line on stderr. */
+	if ((a->opt.base || a->opt.session_id) &&
+	    open_workbench(a, a->opt.session_id, a->opt.base, a->opt.parents, a->opt.nparents, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	struct view *sessions = NULL;
+	if (!a->opt.base && !a->opt.session_id && !(sessions = sessions_view_new(a, db_path(a), &err))) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
 	char msg[sizeof a->status];
 	memcpy(msg, a->status, sizeof msg);
 	load_theme(a);
 	if (!a->status[0])
 		memcpy(a->status, msg, sizeof msg);
-	if (start_screen(a) < 0)
+	if (start_screen(a) < 0) {
+		if (sessions)
+			sessions->ops->destroy(sessions);
 		goto out;
+	}
 	the_app = a;
 	cr_oom_hook = restore_terminal;
 	a->worker = worker_new();
 	a->wake_fd = worker_wake_fd(a->worker);
-	a->browser = browser_new(a);
-	a->stack[a->nviews++] = browser_view(a->browser);
+	if (sessions)
+		a->stack[a->nviews++] = sessions;
+	else
+		start_browser(a);
 	run_loop(a);
 	rc = EXIT_OK;
 	endwin();
