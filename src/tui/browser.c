@@ -248,6 +248,27 @@ static int match(void *ctx, int user, const char *text, int search)
 
 static const struct tree_ops tree_ops = { cell, compare, match };
 
+void browser_update_decisions(struct browser *b)
+{
+	for (size_t g = 0; g < b->ngroups; g++)
+		b->groups[g].decision = DEC_MIXED - 1; /* none seen yet */
+	for (size_t i = 0; i < b->ntensors; i++) {
+		int node = b->tensor_node[i];
+		for (int up = b->tree.nodes[node].parent; up > 0; up = b->tree.nodes[up].parent) {
+			struct bgroup *gr = group(b, b->tree.nodes[up].user);
+			if (gr->decision == DEC_MIXED - 1)
+				gr->decision = b->dec[i];
+			else if (gr->decision != b->dec[i])
+				gr->decision = DEC_MIXED;
+			else
+				break; /* the layer above agrees already or is mixed: nothing new to learn */
+		}
+	}
+	for (size_t g = 0; g < b->ngroups; g++)
+		if (b->groups[g].decision == DEC_MIXED - 1)
+			b->groups[g].decision = DEC_UNKNOWN;
+}
+
 void browser_update_groups(struct browser *b)
 {
 	int np = b->nparents;
@@ -256,7 +277,6 @@ void browser_update_groups(struct browser *b)
 		gr->base_sq = 0;
 		memset(gr->dd, 0, sizeof gr->dd);
 		memset(gr->known, 0, sizeof gr->known);
-		gr->decision = DEC_MIXED - 1; /* none seen yet */
 	}
 	for (int p = 0; p < np; p++)
 		b->rel_max[p] = 0;
@@ -273,10 +293,6 @@ void browser_update_groups(struct browser *b)
 					gr->known[p]++;
 				}
 			}
-			if (gr->decision == DEC_MIXED - 1)
-				gr->decision = b->dec[i];
-			else if (gr->decision != b->dec[i])
-				gr->decision = DEC_MIXED;
 		}
 		for (int p = 0; p < np; p++) {
 			double r = b->rel[i * (size_t)np + (size_t)p];
@@ -284,9 +300,7 @@ void browser_update_groups(struct browser *b)
 				b->rel_max[p] = r;
 		}
 	}
-	for (size_t g = 0; g < b->ngroups; g++)
-		if (b->groups[g].decision == DEC_MIXED - 1)
-			b->groups[g].decision = DEC_UNKNOWN;
+	browser_update_decisions(b);
 }
 
 static int add_group(struct browser *b, int parent, int layer, enum cr_class cls, size_t *cap)

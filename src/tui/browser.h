@@ -52,8 +52,10 @@ struct browser {
 	char filter[256];
 };
 
-/* Recompute the group aggregates after rel or decisions changed. */
+/* Recompute the group aggregates after rel changed (and their decisions). */
 void browser_update_groups(struct browser *b);
+/* Only the groups' common decisions (after the decisions changed). */
+void browser_update_decisions(struct browser *b);
 /* Name of model m (0 = base). */
 const char *browser_model_name(const struct browser *b, int m);
 /* Text of a decision ("base", a parent's name, "merge", "?"). */

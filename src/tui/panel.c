@@ -255,6 +255,10 @@ void panel_draw(struct panel *p, int y, int x, int h, int w, int focused)
 		draw_row(p, y + 3 + i, x, lw, param_label(p, r, buf, sizeof buf), v, p->sel == ROW_PARAM0 + i, exact,
 			 focused);
 	}
+	if (3 + p->nrows < h)
+		put_text(y + h - 1, x, lw, CR_ROLE_DIM,
+			 focused ? "Up/Down pick  Left/Right change  Enter type  Tab tree"
+				 : "Tab: edit here   c: scope = the row's class", 0);
 	draw_summary(p, y + 1, x + lw + 2, h - 1, w - lw - 2);
 }
 

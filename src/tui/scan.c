@@ -152,6 +152,8 @@ static int drain(struct app *a, void *ctx)
 		}
 	}
 	free(q);
+	if (nq)
+		browser_update_groups(b);
 	if (plan || nq)
 		wb_decide(wb, b);
 	return V_REDRAW;

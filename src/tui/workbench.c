@@ -267,7 +267,7 @@ void wb_decide(struct workbench *w, struct browser *b)
 	w->have_summary = 0;
 	struct cr_plan *p = w->plan;
 	if (!p) {
-		browser_update_groups(b);
+		browser_update_decisions(b);
 		return;
 	}
 	size_t np = p->nparents, bp = (size_t)b->nparents;
@@ -301,7 +301,7 @@ void wb_decide(struct workbench *w, struct browser *b)
 	}
 	cr_plan_summarize(p, w->plan_rel, &w->summary);
 	w->have_summary = 1;
-	browser_update_groups(b);
+	browser_update_decisions(b);
 }
 
 int wb_set(struct workbench *w, const char *scope, int model, const char *key, const char *value, cr_error *err)
