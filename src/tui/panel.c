@@ -24,6 +24,7 @@
 #include "panel.h"
 #include "run.h"
 #include "workbench.h"
+#include "worker.h"
 
 enum { ROW_METHOD, ROW_SCOPE, ROW_PARAM0 };
 
@@ -227,6 +228,42 @@ static void draw_summary(struct panel *p, int y, int x, int h, int w)
 	}
 }
 
+/* A bar over the panel's last row while the worker runs: done part, then the rest. */
+static void draw_progress(struct panel *p, int y, int x, int w)
+{
+	struct worker *wk = p->app->worker;
+	enum work_kind k = worker_busy(wk);
+	if (k == WORK_NONE)
+		return;
+	struct work_progress pr;
+	double el;
+	worker_get_progress(wk, &pr, &el);
+	double frac = pr.bytes_total ? (double)pr.bytes_done / (double)pr.bytes_total
+		      : pr.items_total ? (double)pr.items_done / (double)pr.items_total
+				       : 0;
+	char text[512], rate[32] = "", eta[32] = "";
+	if (el > 0.1 && pr.bytes_done) {
+		double bps = (double)pr.bytes_done / el;
+		cr_fmt_bytes((uint64_t)bps, rate, sizeof rate);
+		strcat(rate, "/s");
+		double left = (double)(pr.bytes_total - pr.bytes_done) / bps;
+		snprintf(eta, sizeof eta, "ETA %d:%02d", (int)left / 60, (int)left % 60);
+	}
+	snprintf(text, sizeof text, " %s %3.0f%%  %s  %s  %zu/%zu tensors  %s", k == WORK_MERGE ? "merge" : "scan",
+		 100 * frac, rate, eta, pr.items_done, pr.items_total, pr.current);
+	int done = (int)(frac * w);
+	if (done > w)
+		done = w;
+	/* The text runs across both parts; each part keeps its role (tensor names are ASCII). */
+	char line[1024];
+	snprintf(line, sizeof line, "%-*.*s", w, w, text);
+	attrset(role_attr(CR_ROLE_PROGRESS));
+	mvaddnstr(y, x, line, done);
+	attrset(role_attr(CR_ROLE_PROGRESS_TODO));
+	mvaddnstr(y, x + done, line + done, w - done);
+	attrset(A_NORMAL);
+}
+
 void panel_draw(struct panel *p, int y, int x, int h, int w, int focused)
 {
 	struct workbench *wb = WB(p);
@@ -260,6 +297,7 @@ void panel_draw(struct panel *p, int y, int x, int h, int w, int focused)
 			 focused ? "Up/Down pick  Left/Right change  Enter type  Tab tree"
 				 : "Tab: edit here   c: scope = the row's class", 0);
 	draw_summary(p, y + 1, x + lw + 2, h - 1, w - lw - 2);
+	draw_progress(p, y + h - 1, x, w);
 }
 
 /* ---- changes ---- */
