@@ -14,6 +14,7 @@
 
 #include "browser.h"
 #include "crucible/stats.h"
+#include "crucible/store.h"
 #include "scan.h"
 #include "workbench.h"
 #include "worker.h"
@@ -29,6 +30,7 @@ struct scan_job {
 	struct cr_recipe *recipe;	 /* read by the worker while building the plan */
 	const struct cr_ckpt *ui_base; /* only cr_ckpt_find on it: read-only */
 	int nparents, no_scan;
+	char *db;
 	/* under the worker's lock */
 	struct cr_plan *plan;
 	int plan_ready, plan_taken;
@@ -97,8 +99,9 @@ static int run(struct worker *w, void *ctx, char *errbuf)
 	worker_wake(w);
 	if (!plan->has_base || plan->nparents < 2 || j->no_scan)
 		return 0;
+	/* The session database caches the statistics (its own handle: this thread's), so reopening is instant. */
 	struct cr_stats_cache cache, *cp = NULL;
-	if (cr_stats_cache_file_open(NULL, &cache, &err) == 0)
+	if (cr_store_stats_cache_open(j->db, &cache, &err) == 0)
 		cp = &cache;
 	struct cr_stats_options opt = { 0 };
 	opt.cache = cp;
@@ -192,6 +195,7 @@ static int done(struct app *a, void *ctx, int rc, const char *err, int cancelled
 	}
 	cr_stats_free(j->stats);
 	free(j->q);
+	free(j->db);
 	free(j);
 	return flags;
 }
@@ -206,8 +210,10 @@ int scan_start(struct app *a)
 	j->ui_base = a->ckpt[0];
 	j->nparents = a->nmodels - 1;
 	j->no_scan = a->opt.no_scan;
+	j->db = cr_xstrdup(a->wb.db_path);
 	struct work_job job = { WORK_SCAN, j, run, drain, done };
 	if (worker_start(a->worker, &job) < 0) {
+		free(j->db);
 		free(j);
 		return -1;
 	}
