@@ -97,8 +97,7 @@ static int compare(void *ctx, int a, int b, int col)
 	default:
 		break;
 	}
-	/* Newest first by default. */
-	return c ? c : (x->id < y->id) - (x->id > y->id);
+	return c ? c : (x->id > y->id) - (x->id < y->id);
 }
 
 static int match(void *ctx, int user, const char *text, int search)
@@ -484,6 +483,7 @@ struct view *sessions_view_new(struct app *a, const char *db, cr_error *err)
 	s->cols[4] = (struct tree_col){ "runs", 16, 0 };
 	s->cols[5] = (struct tree_col){ "created (UTC)", 16, 0 };
 	tree_init(&s->tree, &sessions_tree_ops, s, s->cols, 6);
+	s->tree.sort_desc = 1; /* newest first */
 	reload(s);
 	return &s->view;
 }
