@@ -128,6 +128,7 @@ struct app {
 	double last_change_ms, last_redraw_ms, last_event_ms;
 	double t_recipe, t_plan, t_decide; /* parts of last_change_ms */
 	int change_pending, show_timing;
+	double start_ms, catalog_ms;
 	int64_t open_request; /* session to open once the current handler returns */
 };
 

@@ -41,6 +41,13 @@
 
 static struct app *the_app; /* for the out-of-memory hook only */
 
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static void restore_terminal(void)
 {
 	if (the_app && the_app->screen)
@@ -120,13 +127,6 @@ void app_draw_frame(struct app *a, const char *title)
 		put_text(y, lw, 1, CR_ROLE_STATUS, "", 0);
 		put_text(y, lw + 1, rw, CR_ROLE_STATUS, right, 1);
 	}
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static void draw_all(struct app *a)
@@ -393,8 +393,10 @@ static int open_models(struct app *a, const char *base, const char *const *paren
 		if (stat(parents[m], &st) < 0)
 			return cr_fail(err, CR_E_IO, "%s: %s", parents[m], strerror(errno));
 	}
+	double t0 = now_ms();
 	if (cr_ckpt_open(base, &a->ckpt[0], err) < 0)
 		return -1;
+	a->catalog_ms = now_ms() - t0;
 	a->nmodels = nparents + 1;
 	a->model_name[0] = model_label(base);
 	for (int m = 1; m < a->nmodels; m++)
@@ -558,6 +560,11 @@ static int start_screen(struct app *a)
 static void run_loop(struct app *a)
 {
 	draw_all(a);
+	if (a->show_timing) {
+		app_note(a, CR_ROLE_DIM, "first screen %.0f ms after start (catalog %.0f ms)", now_ms() - a->start_ms,
+			  a->catalog_ms);
+		draw_all(a);
+	}
 	while (!a->quit) {
 		struct pollfd pf[2] = { { STDIN_FILENO, POLLIN, 0 }, { a->wake_fd, POLLIN, 0 } };
 		int n = poll(pf, a->wake_fd >= 0 ? 2 : 1, 500);
@@ -609,6 +616,7 @@ int tui_main(int argc, char **argv)
 	memset(&app, 0, sizeof app);
 	struct app *a = &app;
 	a->wake_fd = -1;
+	a->start_ms = now_ms();
 	setlocale(LC_ALL, "");
 	int rc = parse_args(a, argc, argv);
 	if (rc)
