@@ -179,6 +179,10 @@ void worker_status_line(struct worker *w, char *buf, size_t len)
 	double el;
 	worker_get_progress(w, &p, &el);
 	const char *what = w->busy == WORK_SCAN ? "scan" : "merge";
+	if (!p.items_total && !p.bytes_total) {
+		snprintf(buf, len, "%s: opening the models%s", what, G->ellipsis);
+		return;
+	}
 	double frac = p.bytes_total ? (double)p.bytes_done / (double)p.bytes_total
 		      : p.items_total ? (double)p.items_done / (double)p.items_total
 				      : 0;
