@@ -15,7 +15,7 @@ T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/crucible-tui.XXXXXX")
 export HOME="$T_DIR/home" XDG_CONFIG_HOME="$T_DIR/config" XDG_DATA_HOME="$T_DIR/data" XDG_CACHE_HOME="$T_DIR/cache"
 mkdir -p "$HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME"
 T_DB="$T_DIR/sessions.db"
-T_TIMEOUT=${T_TIMEOUT:-20}
+T_TIMEOUT=${T_TIMEOUT:-60}
 DSV3="$FIXTURES/models/dsv3"
 
 t_cleanup() {
