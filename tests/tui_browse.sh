@@ -117,6 +117,27 @@ t_wait "heat map of rel: r1-0528 vs base v3-base"
 t_keys Escape
 t_wait "base v3-base  parents r1 r1-0528"
 
+# rel in the columns matches an independent computation (tests/tui_rel.py
+# decodes the fixture's FP8 and BF16 bytes itself), and the detail view shows
+# the tensor's statistics and P-B histograms.
+name=model.layers.2.mlp.experts.3.up_proj.weight
+r1=$(python3 "$SRCDIR/tests/tui_rel.py" "$DSV3/v3-base" "$DSV3/r1" $name)
+r2=$(python3 "$SRCDIR/tests/tui_rel.py" "$DSV3/v3-base" "$DSV3/r1-0528" $name)
+t_keys /
+t_type "layers.2.mlp.experts.3.up"
+t_keys Enter
+t_wait_gone "search:"
+t_wait "$r2" # the scan has reached it
+t_expect_line "mlp.experts.3.up_proj.weight +routed_expert .* $r1 .* $r2 "
+t_keys Enter
+t_wait "tensor $name"
+t_expect_line "^ r1 vs v3-base: ok"
+t_expect_line "^ r1-0528 vs v3-base: ok"
+t_expect_line "FP8 block scales \(6 blocks of 128x128\)"
+t_expect_line "P-B histogram"
+t_keys q
+t_wait "base v3-base  parents r1 r1-0528"
+
 # Resize: the layout follows the new width (the shape column goes when narrow).
 tmux -L "$T_SOCK" resize-window -t t -x 90 -y 30
 t_wait_gone "shape"
