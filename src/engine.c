@@ -190,7 +190,8 @@ static int report(struct eng *e, const char *name)
 {
 	if (!e->o->progress)
 		return 0;
-	struct cr_merge_progress pr = { e->done, e->total, e->tdone, e->p->ntensors, name };
+	struct cr_merge_progress pr = { __atomic_load_n(&e->done, __ATOMIC_RELAXED), e->total, e->tdone, e->p->ntensors,
+					name };
 	if (e->o->progress(e->o->ctx, &pr)) {
 		e->cancelled = 1;
 		return -1;
@@ -322,6 +323,15 @@ static void add_sum(uint64_t *dst, uint64_t v)
 	__atomic_add_fetch(dst, v, __ATOMIC_RELAXED);
 }
 
+/* A chunk is written: count it; the calling thread (thread 0 of the team) reports progress
+ * and may be told to cancel, which stops the other threads at their next chunk. */
+static void chunk_done(struct eng *e, uint64_t bytes, const char *name, int *failed)
+{
+	__atomic_add_fetch(&e->done, bytes, __ATOMIC_RELAXED);
+	if (thread_id() == 0 && report(e, name) < 0)
+		__atomic_store_n(failed, 1, __ATOMIC_RELAXED);
+}
+
 static int fail_once(int *failed, cr_error *err, const cr_error *e1)
 {
 	int rc = 0;
@@ -347,26 +357,23 @@ static int copy_raw(struct eng *e, size_t ti, int src, struct cr_st_writer *w, s
 	uint64_t chunk = COPY_CHUNK_BYTES < e->cap * 4 ? COPY_CHUNK_BYTES : e->cap * 4;
 	long long nch = (long long)((nb + chunk - 1) / chunk);
 	int failed = 0;
-	for (long long b0 = 0; b0 < nch && !failed; b0 += 4LL * e->nthreads) {
-		long long b1 = b0 + 4LL * e->nthreads < nch ? b0 + 4LL * e->nthreads : nch;
-#pragma omp parallel for schedule(dynamic, 1) if (b1 - b0 > 1)
-		for (long long ch = b0; ch < b1; ch++) {
-			if (__atomic_load_n(&failed, __ATOMIC_RELAXED))
-				continue;
-			uint64_t off = (uint64_t)ch * chunk, len = nb - off < chunk ? nb - off : chunk;
-			uint8_t *buf = e->raw[thread_id()];
-			cr_error e1;
-			if (cr_tensor_read_raw(c, in->t, off, buf, (size_t)len, &e1) < 0 ||
-			    cr_st_writer_write(w, wi, off, buf, (size_t)len, &e1) < 0) {
-				fail_once(&failed, err, &e1);
-				continue;
-			}
-			add_sum(sum, cr_checksum_piece(buf, (size_t)len, off));
+#pragma omp parallel for schedule(dynamic, 1) if (nch > 1)
+	for (long long ch = 0; ch < nch; ch++) {
+		if (__atomic_load_n(&failed, __ATOMIC_RELAXED))
+			continue;
+		uint64_t off = (uint64_t)ch * chunk, len = nb - off < chunk ? nb - off : chunk;
+		uint8_t *buf = e->raw[thread_id()];
+		cr_error e1;
+		if (cr_tensor_read_raw(c, in->t, off, buf, (size_t)len, &e1) < 0 ||
+		    cr_st_writer_write(w, wi, off, buf, (size_t)len, &e1) < 0) {
+			fail_once(&failed, err, &e1);
+			continue;
 		}
-		e->done += (b1 * chunk < nb ? b1 * chunk : nb) - (b0 * chunk < nb ? b0 * chunk : nb);
-		if (!failed && report(e, o->name) < 0)
-			return cr_fail(err, CR_E_CANCELLED, "cancelled");
+		add_sum(sum, cr_checksum_piece(buf, (size_t)len, off));
+		chunk_done(e, len, o->name, &failed);
 	}
+	if (e->cancelled)
+		return cr_fail(err, CR_E_CANCELLED, "cancelled");
 	if (failed)
 		return -1;
 	if (e->fp8[ti]) {
@@ -441,11 +448,9 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 	if (rawsrc >= 0 && !fused)
 		return cr_fail(err, CR_E_UNSUPPORTED, "tensor '%s': cannot copy while measuring", o->name);
 	long long nch = (long long)k->nchunks;
-	for (long long b0 = 0; b0 < nch && !failed; b0 += 4LL * e->nthreads) {
-		long long b1 = b0 + 4LL * e->nthreads < nch ? b0 + 4LL * e->nthreads : nch;
-		uint64_t before = 0;
-#pragma omp parallel for schedule(dynamic, 1) if (b1 - b0 > 1) reduction(+ : before)
-		for (long long c = b0; c < b1; c++) {
+	{
+#pragma omp parallel for schedule(dynamic, 1) if (nch > 1)
+		for (long long c = 0; c < nch; c++) {
 			if (__atomic_load_n(&failed, __ATOMIC_RELAXED))
 				continue;
 			int tid = thread_id();
@@ -495,7 +500,7 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 					continue;
 				}
 				add_sum(sum, cr_checksum_piece(res, n * esz, first * esz));
-				before += n * esz;
+				chunk_done(e, n * esz, o->name, &failed);
 				continue;
 			}
 			for (int i = 0; i < o->ninputs && !bad; i++) {
@@ -507,7 +512,7 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 				measure(ms, (uint64_t)c, x, n);
 			if (!bad)
 				bad = cr_kernel_chunk(k, (uint64_t)c, x, n, out, &e1) < 0;
-			uint64_t part = 0;
+			uint64_t part = 0, part_bytes = 0;
 			if (!bad && fp8) {
 				size_t rows = n / (size_t)cols, r0 = (size_t)(first / cols);
 				for (size_t r = 0; r < rows && !bad; r += CR_FP8_BLOCK) {
@@ -521,23 +526,23 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 				if (!bad)
 					bad = cr_st_writer_write(w, wi, first, ob, n, &e1) < 0;
 				part += cr_checksum_piece(ob, n, first);
-				before += n + (n / (size_t)cols + CR_FP8_BLOCK - 1) / CR_FP8_BLOCK * scols * 4;
+				part_bytes = n + (n / (size_t)cols + CR_FP8_BLOCK - 1) / CR_FP8_BLOCK * scols * 4;
 			} else if (!bad) {
 				cr_convert_from_f32(dt, out, ob, n);
 				bad = cr_st_writer_write(w, wi, first * esz, ob, n * esz, &e1) < 0;
 				part += cr_checksum_piece(ob, n * esz, first * esz);
-				before += n * esz;
+				part_bytes = n * esz;
 			}
 			if (bad) {
 				fail_once(&failed, err, &e1);
 				continue;
 			}
 			add_sum(sum, part);
+			chunk_done(e, part_bytes, o->name, &failed);
 		}
-		e->done += before;
-		if (!failed && report(e, o->name) < 0)
-			return cr_fail(err, CR_E_CANCELLED, "cancelled");
 	}
+	if (e->cancelled)
+		return cr_fail(err, CR_E_CANCELLED, "cancelled");
 	if (failed)
 		return -1;
 	if (rawsrc >= 0 && fp8) { /* the copied tensor's scale grid, as stored */
