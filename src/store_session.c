@@ -24,8 +24,7 @@
 
 /* ------------------------------------------------------------ checkpoints */
 
-/* Absolute form of path: realpath when it exists, else joined with the cwd. */
-static char *absolute(const char *path)
+char *store_absolute(const char *path)
 {
 	char *r = realpath(path, NULL);
 	if (r)
@@ -44,7 +43,7 @@ int cr_store_checkpoint_id(struct cr_store *st, const char *path, int64_t *id, c
 {
 	static const char ins[] = "INSERT INTO checkpoint (path, seen_ms) VALUES (?1, ?2) ON CONFLICT (path) DO NOTHING";
 	static const char sel[] = "SELECT id FROM checkpoint WHERE path = ?1";
-	char *abs = absolute(path);
+	char *abs = store_absolute(path);
 	int rc = -1;
 	sqlite3_stmt *s;
 	if (store_tx_begin(st, err) < 0)
