@@ -29,6 +29,7 @@ static void sessions_usage(FILE *out)
 		"  list [--json]                      one line per session: id, date, name, base, parents, runs, last status\n"
 		"  show ID [--json]                   parents, the event timeline, the state, runs and their outputs\n"
 		"  export ID [--run N] [-o FILE]      recipe YAML of the session's state, or the recipe that run N ran\n"
+		"                                     (with its model paths made absolute)\n"
 		"  replay ID -o OUT [--run N]         merge again and compare checksums with the recorded run\n"
 		"  diff ID1 ID2                       the parameters that differ\n"
 		"  rm ID                              remove a session with its events and runs\n"
@@ -432,7 +433,10 @@ static int do_export(struct cr_store *st, const struct args *a, int64_t id)
 			cr_run_info_free(&r);
 			return EXIT_FAIL;
 		}
-		int rc = write_text(a->out, r.recipe);
+		/* paths made absolute, so the recipe works wherever it is saved */
+		char *y = cr_run_recipe_absolute(&r, &err);
+		int rc = y ? write_text(a->out, y) : fail(&err);
+		free(y);
 		cr_run_info_free(&r);
 		return rc;
 	}
