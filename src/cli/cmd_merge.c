@@ -270,7 +270,9 @@ int cmd_merge(int argc, char **argv)
 		int mrc = cr_merge_run(p, &mo, &res, &err);
 		if (st) {
 			cr_error rerr = { 0 };
-			if (cr_run_record_end(&rec, mrc, &err, mrc == 0 ? &res : NULL, &rerr) < 0)
+			/* After a failed merge its error is the one line to show (a full disk
+			 * fails both); the run then reads as interrupted at the next open. */
+			if (cr_run_record_end(&rec, mrc, &err, mrc == 0 ? &res : NULL, &rerr) < 0 && mrc == 0)
 				cli_error("warning: %s", rerr.msg);
 			cr_store_close(st);
 		}
