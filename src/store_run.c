@@ -6,8 +6,8 @@
  *
  * Output tensors arrive from the engine's callback, possibly on another
  * thread, so cr_store_run_tensor only appends to a locked buffer; the owning
- * thread writes the buffer in one transaction (flush, progress, finish), and
- * by itself when the buffer is large and the call comes from the owner.
+ * thread writes the buffer in one transaction (flush, progress, finish; the
+ * run recorder calls progress about once a second).
  * Callers: `crucible merge` (cmd_merge.c), the TUI's run screen, replay.
  */
 #include "config.h"
