@@ -116,6 +116,14 @@ t_keys ']'
 t_wait "heat map of rel: r1-0528 vs base v3-base"
 t_keys Escape
 t_wait "base v3-base  parents r1 r1-0528"
+# In a window too short for one line per layer the map turns on its side.
+tmux -L "$T_SOCK" resize-window -t t -x 120 -y 10
+t_keys H
+t_wait "one column each (the map is on its side to fit)"
+t_expect_line "^class . layer +0 "
+t_keys Escape
+tmux -L "$T_SOCK" resize-window -t t -x 120 -y 40
+t_wait "base v3-base  parents r1 r1-0528"
 
 # rel in the columns matches an independent computation (tests/tui_rel.py
 # decodes the fixture's FP8 and BF16 bytes itself), and the detail view shows
