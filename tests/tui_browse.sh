@@ -116,6 +116,14 @@ t_keys ']'
 t_wait "heat map of rel: r1-0528 vs base v3-base"
 t_keys Escape
 t_wait "base v3-base  parents r1 r1-0528"
+# In a window too short for one line per layer the map turns on its side.
+tmux -L "$T_SOCK" resize-window -t t -x 120 -y 10
+t_keys H
+t_wait "one column each (the map is on its side to fit)"
+t_expect_line "^class . layer +0 "
+t_keys Escape
+tmux -L "$T_SOCK" resize-window -t t -x 120 -y 40
+t_wait "base v3-base  parents r1 r1-0528"
 
 # rel in the columns matches an independent computation (tests/tui_rel.py
 # decodes the fixture's FP8 and BF16 bytes itself), and the detail view shows
@@ -137,6 +145,31 @@ t_expect_line "FP8 block scales \(6 blocks of 128x128\)"
 t_expect_line "P-B histogram"
 t_keys q
 t_wait "base v3-base  parents r1 r1-0528"
+
+# Mouse: a click on a header sorts by it, a second click reverses; a click on
+# a row selects it and a second click folds or unfolds it; the wheel scrolls.
+t_click "$(t_col size)" 1
+t_wait "size▴"
+t_click "$(t_col size)" 1
+t_wait "size▾"
+t_click "$(t_col name)" 1
+t_wait "name▴"
+# '*' unfolds everything, or folds everything when nothing is folded: fold all.
+t_keys g '*'
+t_wait "layer 0"
+t_screen | grep -q "^▸ layer 0" || t_keys '*'
+t_wait "▸ layer 0"
+y=$(t_row "layer 3")
+t_click 5 "$y"
+t_click 5 "$y"
+t_wait "▾ layer 3"
+t_expect_line "^  ▸ routed_expert +24 tensors"
+t_keys '*'
+t_wait "mlp.experts.0.down_proj.weight"
+first=$(t_screen | sed -n 3p)
+t_click 5 10 65
+t_click 5 10 65
+t_wait_gone "$first"
 
 # Resize: the layout follows the new width (the shape column goes when narrow).
 tmux -L "$T_SOCK" resize-window -t t -x 90 -y 30

@@ -76,6 +76,23 @@ t_wait_gone() {
 	done
 }
 
+# t_click X Y [BUTTON]: a mouse press and release at column X, row Y (0-based),
+# sent as the X10 mouse sequence the terminal would send (BUTTON 0 = left,
+# 64 = wheel up, 65 = wheel down; wheel events have no release).
+t_click() {
+	seq=$(python3 -c "import sys
+x, y, b = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+e = lambda c: '\x1b[M' + chr(32 + c) + chr(33 + x) + chr(33 + y)
+sys.stdout.write(e(b) + ('' if b >= 64 else e(3)))" "$1" "$2" "${3:-0}")
+	tmux -L "$T_SOCK" send-keys -t t -l "$seq"
+}
+
+# t_col TEXT [ROW]: the screen column where TEXT first appears on row ROW (default: the header, row 1).
+t_col() { t_screen | python3 -c "import sys; l = sys.stdin.read().split('\n')[int(sys.argv[2])]; print(l.find(sys.argv[1]))" "$1" "${2:-1}"; }
+
+# t_row TEXT: the first screen row containing TEXT.
+t_row() { t_screen | grep -n -m1 -F -- "$1" | cut -d: -f1 | awk '{print $1 - 1}'; }
+
 # t_line PATTERN: the first screen line matching an extended regex.
 t_line() { t_screen | grep -E -m1 -- "$1"; }
 

@@ -18,7 +18,7 @@ struct heatmap {
 	struct view view;
 	struct browser *b;
 	int parent; /* 0-based among the parents */
-	int top;
+	int top, compact;
 	int nlayers, minlayer; /* rows: minlayer .. minlayer + nlayers - 1 (minlayer -1 = outside layers) */
 	int cls_present[CR_CLASS__COUNT];
 	int *cell_group; /* [nlayers * CR_CLASS__COUNT] group index or -1 */
@@ -45,6 +45,55 @@ static int level(double r, double max)
 	return l > 4 ? 4 : l;
 }
 
+/*
+ * Many layers (DeepSeek-V3's 62) do not fit one per line: then the map turns
+ * on its side, one line per class and one column per layer, each cell a
+ * shade glyph in its heat colour, so the whole model fits one screen.
+ */
+static void draw_compact(struct app *a, struct heatmap *h, double max)
+{
+	char buf[64];
+	int labelw = 15, cw = (a->cols - labelw) / (h->nlayers ? h->nlayers : 1);
+	if (cw > 3)
+		cw = 3;
+	if (cw < 1)
+		cw = 1;
+	fill_row(1, 0, a->cols, CR_ROLE_HEADER);
+	put_text(1, 0, labelw, CR_ROLE_HEADER, "class \\ layer", 0);
+	/* Layer numbers every 5 (or 10) columns. */
+	int every = cw >= 3 ? 2 : cw == 2 ? 5 : 10;
+	for (int r = 0; r < h->nlayers; r++) {
+		int layer = h->minlayer + r;
+		if (layer >= 0 && layer % every == 0 && labelw + r * cw + 3 <= a->cols) {
+			snprintf(buf, sizeof buf, "%d", layer);
+			put_text(1, labelw + r * cw, 3, CR_ROLE_HEADER, buf, 0);
+		}
+	}
+	int y = 2;
+	for (int k = 0; k < CR_CLASS__COUNT && y < a->rows - 4; k++) {
+		if (!h->cls_present[k])
+			continue;
+		fill_row(y, 0, a->cols, CR_ROLE_NORMAL);
+		put_text(y, 0, labelw, CR_ROLE_CLASS, cr_class_name(k), 0);
+		for (int r = 0; r < h->nlayers && labelw + (r + 1) * cw <= a->cols; r++) {
+			int x = labelw + r * cw;
+			if (h->cell_group[r * CR_CLASS__COUNT + k] < 0)
+				continue;
+			double rel = cell_rel(h, r, k);
+			if (isnan(rel)) {
+				put_text(y, x, cw, CR_ROLE_DIM, G->utf8 ? "·" : ".", 0);
+				continue;
+			}
+			int l = level(rel, max);
+			buf[0] = '\0';
+			for (int c = 0; c < cw; c++)
+				strcat(buf, G->shade[l > 0 ? l : 0][0] != ' ' ? G->shade[l] : (G->utf8 ? "·" : "."));
+			put_text(y, x, cw, (enum cr_color_role)(CR_ROLE_HEAT_0 + l), buf, 0);
+		}
+		y++;
+	}
+}
+
 static void draw(struct app *a, struct view *v)
 {
 	struct heatmap *h = (struct heatmap *)v;
@@ -69,6 +118,14 @@ static void draw(struct app *a, struct view *v)
 			if (isfinite(x) && x > max)
 				max = x;
 		}
+	int body = a->rows - 5;
+	if (body < 1)
+		body = 1;
+	h->compact = h->nlayers > body;
+	if (h->compact) {
+		draw_compact(a, h, max);
+		goto legend;
+	}
 	int y = 1;
 	fill_row(y, 0, a->cols, CR_ROLE_HEADER);
 	put_text(y, 0, labelw, CR_ROLE_HEADER, "layer", 0);
@@ -78,9 +135,6 @@ static void draw(struct app *a, struct view *v)
 			put_text(y, x, cw - 1, CR_ROLE_HEADER, cr_class_name(k), 0);
 			x += cw;
 		}
-	int body = a->rows - 5;
-	if (body < 1)
-		body = 1;
 	if (h->top > h->nlayers - body)
 		h->top = h->nlayers - body;
 	if (h->top < 0)
@@ -120,6 +174,7 @@ static void draw(struct app *a, struct view *v)
 			x += cw;
 		}
 	}
+legend:;
 	/* Legend and scroll position. */
 	int ly = a->rows - 3;
 	fill_row(ly, 0, a->cols, CR_ROLE_NORMAL);
@@ -135,9 +190,11 @@ static void draw(struct app *a, struct view *v)
 		x += 16;
 	}
 	fill_row(ly + 1, 0, a->cols, CR_ROLE_NORMAL);
-	snprintf(buf, sizeof buf, "rows %d-%d of %d%s", h->nlayers ? h->top + 1 : 0,
-		 h->top + body < h->nlayers ? h->top + body : h->nlayers, h->nlayers,
-		 h->nlayers > body ? "  (Up/Down scroll)" : "");
+	if (h->compact)
+		snprintf(buf, sizeof buf, "%d layers, one column each (the map is on its side to fit)", h->nlayers);
+	else
+		snprintf(buf, sizeof buf, "rows %d-%d of %d", h->nlayers ? h->top + 1 : 0,
+			 h->top + body < h->nlayers ? h->top + body : h->nlayers, h->nlayers);
 	put_text(ly + 1, 0, a->cols, CR_ROLE_DIM, buf, 0);
 }
 
