@@ -248,7 +248,8 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 
 	*out = NULL;
 	f->path = cr_xstrdup(path);
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO or device must not block the open (refused just below) */
+	f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (f->fd < 0) {
 		cr_fail(err, CR_E_IO, "%s: cannot open: %s", path, strerror(errno));
 		goto done;
@@ -258,7 +259,13 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 		goto done;
 	}
 	f->file_size = (uint64_t)st.st_size;
+	/* The later of mtime and ctime: `touch -r`, `cp -p` and `rsync -t` put an old
+	 * mtime back on new contents, but cannot set ctime, so caches keyed on this
+	 * still see the change. */
 	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	int64_t ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	if (ctime_ns > f->mtime_ns)
+		f->mtime_ns = ctime_ns;
 	if (f->file_size < 8) {
 		cr_fail(err, CR_E_FORMAT, "%s: file is %llu bytes, shorter than the 8-byte header length", path,
 			(unsigned long long)f->file_size);
@@ -473,7 +480,14 @@ int cr_st_writer_open(const char *path, const struct cr_st_entry *plan, size_t n
 	memset(hdr + 8 + len, ' ', padded - len);
 	for (size_t i = 0; i < n; i++)
 		w->offset[i] += 8 + padded;
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A fresh file, never through what is there: a symbolic link or a hard
+	 * link at path must not let the writer touch a file elsewhere. */
+	if (unlink(path) < 0 && errno != ENOENT) {
+		free(hdr);
+		cr_fail(err, CR_E_IO, "%s: cannot replace: %s", path, strerror(errno));
+		goto done;
+	}
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (w->fd < 0) {
 		free(hdr);
 		cr_fail(err, CR_E_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -548,6 +562,12 @@ int cr_st_writer_finish(struct cr_st_writer *w, cr_error *err)
 		unlink(w->path);
 	writer_free(w);
 	return rc;
+}
+
+void cr_st_writer_rewrite(struct cr_st_writer *w, size_t i, uint64_t written_before)
+{
+	if (i < w->n && written_before <= w->nbytes[i])
+		__atomic_sub_fetch(&w->written, written_before, __ATOMIC_RELAXED);
 }
 
 void cr_st_writer_abort(struct cr_st_writer *w)

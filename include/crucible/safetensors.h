@@ -44,7 +44,7 @@ struct cr_st_file {
 	uint64_t header_len;
 	uint64_t data_start; /* 8 + header_len */
 	uint64_t header_hash; /* FNV-1a of the header bytes */
-	int64_t mtime_ns;
+	int64_t mtime_ns; /* last change: the later of mtime and ctime (see cr_st_open) */
 	size_t ntensors;
 	struct cr_st_tensor *tensors; /* in header order */
 	size_t nmeta;
@@ -93,6 +93,9 @@ int cr_st_writer_write(struct cr_st_writer *w, size_t i, uint64_t off,
 int cr_st_writer_finish(struct cr_st_writer *w, cr_error *err);
 /* Close and delete the file (on error or cancel). */
 void cr_st_writer_abort(struct cr_st_writer *w);
+/* The caller will write entry i again from the start (a speculative result
+ * turned out wrong): its bytes no longer count as written. */
+void cr_st_writer_rewrite(struct cr_st_writer *w, size_t i, uint64_t written_before);
 uint64_t cr_st_writer_total(const struct cr_st_writer *w);
 
 #endif
