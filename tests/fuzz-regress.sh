@@ -14,4 +14,5 @@ for f in "$FIXTURES"/malformed/index-*/model.safetensors.index.json; do idx="$id
 # shellcheck disable=SC2086
 "$bin/fuzz_replay_index" "$SRCDIR/tests/fuzz-regress/index" $idx || rc=1
 "$bin/fuzz_replay_recipe" "$SRCDIR/tests/fuzz-regress/recipe" "$FIXTURES"/expected/*.yaml || rc=1
+"$bin/fuzz_replay_theme" "$SRCDIR/tests/fuzz-regress/theme" "$SRCDIR/themes" || rc=1
 exit $rc

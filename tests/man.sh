@@ -40,6 +40,24 @@ for cmd in $(sed -n 's/^[[:space:]]*X(\([a-z]*\), cmd_.*/\1/p' "$SRCDIR/src/cli/
 	done
 done
 
+# The workbench's own options (its getopt table in src/tui/tui_main.c).
+if [ -f "$SRCDIR/src/tui/tui_main.c" ]; then
+	for opt in $(grep -o '{ "[a-z][a-z-]*", *[a-z_]*_argument' "$SRCDIR/src/tui/tui_main.c" | sed 's/{ "\([^"]*\)".*/\1/'); do
+		[ "$opt" = help ] && continue
+		has "$t1" "--$opt" || fail "crucible.1: workbench option --$opt is not documented"
+	done
+fi
+
+# The KEYS section carries the key table's help text (src/tui/keys.h).
+if [ -f "$SRCDIR/src/tui/keys.h" ]; then
+	sed 's/\\-/-/g' "$man/crucible.1" >"$tmp/crucible.1.src"
+	grep -o 'X([A-Z]*, *[A-Z_]*, *"[^"]*"' "$SRCDIR/src/tui/keys.h" | sed 's/.*"\(.*\)"/\1/' >"$tmp/keys"
+	while IFS= read -r help; do
+		grep -qF -- "$help" "$tmp/crucible.1.src" || fail "crucible.1 does not list the key for: $help"
+	done <"$tmp/keys"
+	[ -s "$tmp/keys" ] || fail "no key help found in src/tui/keys.h"
+fi
+
 t5=$tmp/crucible-recipe.5.txt
 if [ -f "$t5" ]; then
 	for m in $(table_names "$inc/methods.h" CR_METHODS); do
