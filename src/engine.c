@@ -384,8 +384,42 @@ static int copy_raw(struct eng *e, size_t ti, int src, struct cr_st_writer *w, s
 	return 0;
 }
 
+/* aoe without known distances: ‖W_i − W_base‖² and ‖W_base‖² measured while the output is written */
+struct meas {
+	int m, base;
+	int who[CR_MAX_INPUTS];
+	uint32_t need;
+	double *part; /* nchunks x (m + 1) */
+};
+
+static void measure(struct meas *ms, uint64_t c, float *const *x, size_t n)
+{
+	double *s = ms->part + c * (uint64_t)(ms->m + 1);
+	const float *b = x[ms->base];
+	for (int j = 0; j < ms->m; j++) {
+		const float *v = x[ms->who[j]];
+		double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+		for (size_t i = 0; i < n; i++) {
+			float d = v[i] - b[i];
+			acc += (double)d * (double)d;
+		}
+		s[j] += acc;
+	}
+	double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+	for (size_t i = 0; i < n; i++)
+		acc += (double)b[i] * (double)b[i];
+	s[ms->m] += acc;
+}
+
+/*
+ * The output pass.  Element-wise methods go through cache-sized blocks
+ * straight from the stored bytes; rawsrc >= 0 writes that input's stored
+ * bytes (a verbatim copy) while ms measures distances on the way.
+ */
 static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_writer *w, size_t wi, size_t si,
-		   struct rd_ctx *rc, uint64_t *sum, cr_error *err)
+		   struct rd_ctx *rc, uint64_t *sum, struct meas *ms, int rawsrc, cr_error *err)
 {
 	const struct cr_plan_tensor *o = &e->p->t[ti];
 	enum cr_dtype dt = e->dt[ti];
@@ -393,16 +427,19 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 	size_t esz = cr_dtype_bits(dt) / 8;
 	uint64_t cols = cols_of(o), wbytes = cr_st_writer_nbytes(w, wi);
 	size_t scols = fp8 ? cr_fp8_scale_dim((size_t)cols) : 0;
-	uint32_t used = cr_kernel_inputs_used(k);
+	uint32_t used = rawsrc >= 0 ? 1u << rawsrc : cr_kernel_inputs_used(k);
+	uint32_t need = used | (ms ? ms->need : 0);
 	int nbuf = e->sc.nbuf;
 	int failed = 0;
 	size_t esz_in[CR_MAX_INPUTS] = { 0 };
-	int fused = cr_kernel_elementwise(k) && !fp8;
+	int fused = (cr_kernel_elementwise(k) && !fp8) || rawsrc >= 0;
 	for (int i = 0; i < o->ninputs; i++) {
 		esz_in[i] = cr_dtype_bits(o->in[i].t->dtype) / 8;
-		if ((used & (1u << i)) && esz_in[i] > 4)
+		if ((need & (1u << i)) && esz_in[i] > 4)
 			fused = 0; /* raw bytes must fit the f32 buffer */
 	}
+	if (rawsrc >= 0 && !fused)
+		return cr_fail(err, CR_E_UNSUPPORTED, "tensor '%s': cannot copy while measuring", o->name);
 	long long nch = (long long)k->nchunks;
 	for (long long b0 = 0; b0 < nch && !failed; b0 += 4LL * e->nthreads) {
 		long long b1 = b0 + 4LL * e->nthreads < nch ? b0 + 4LL * e->nthreads : nch;
@@ -422,17 +459,18 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 			if (fused) {
 				/* element-wise: stored bytes in, small f32 blocks through the kernel, stored bytes out */
 				for (int i = 0; i < o->ninputs && !bad; i++)
-					if (used & (1u << i))
+					if (need & (1u << i))
 						bad = cr_tensor_read_raw(e->p->parents[o->in[i].parent], o->in[i].t,
 									 first * esz_in[i], e->sc.buf[tid * nbuf + i],
 									 n * esz_in[i], &e1) < 0;
 				float *blk[CR_MAX_INPUTS + 1];
 				for (int i = 0; i <= o->ninputs; i++)
 					blk[i] = e->blk[tid] + (size_t)i * BLOCK;
-				for (size_t off = 0; off < n && !bad; off += BLOCK) {
+				uint32_t conv = (rawsrc >= 0 ? 0 : used) | (ms ? ms->need : 0);
+				for (size_t off = 0; off < n && !bad && conv; off += BLOCK) {
 					size_t bn = n - off < BLOCK ? n - off : BLOCK;
 					for (int i = 0; i < o->ninputs; i++) {
-						if (!(used & (1u << i)))
+						if (!(conv & (1u << i)))
 							continue;
 						const uint8_t *src = (const uint8_t *)e->sc.buf[tid * nbuf + i] + off * esz_in[i];
 						if (o->in[i].t->scale)
@@ -441,25 +479,32 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 						else
 							cr_convert_to_f32(o->in[i].t->dtype, src, blk[i], bn);
 					}
+					if (ms)
+						measure(ms, (uint64_t)c, blk, bn);
+					if (rawsrc >= 0)
+						continue;
 					bad = cr_kernel_block(k, first + off, blk, bn, blk[o->ninputs], &e1) < 0;
 					if (!bad)
 						cr_convert_from_f32(dt, blk[o->ninputs], ob + off * esz, bn);
 				}
+				const uint8_t *res = rawsrc >= 0 ? (const uint8_t *)e->sc.buf[tid * nbuf + rawsrc] : ob;
 				if (!bad)
-					bad = cr_st_writer_write(w, wi, first * esz, ob, n * esz, &e1) < 0;
+					bad = cr_st_writer_write(w, wi, first * esz, res, n * esz, &e1) < 0;
 				if (bad) {
 					fail_once(&failed, err, &e1);
 					continue;
 				}
-				add_sum(sum, cr_checksum_piece(ob, n * esz, first * esz));
+				add_sum(sum, cr_checksum_piece(res, n * esz, first * esz));
 				before += n * esz;
 				continue;
 			}
 			for (int i = 0; i < o->ninputs && !bad; i++) {
 				x[i] = e->sc.buf[tid * nbuf + i];
-				if (used & (1u << i))
+				if (need & (1u << i))
 					bad = rd(rc, i, first, n, x[i], &e1) < 0;
 			}
+			if (!bad && ms)
+				measure(ms, (uint64_t)c, x, n);
 			if (!bad)
 				bad = cr_kernel_chunk(k, (uint64_t)c, x, n, out, &e1) < 0;
 			uint64_t part = 0;
@@ -493,7 +538,19 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 		if (!failed && report(e, o->name) < 0)
 			return cr_fail(err, CR_E_CANCELLED, "cancelled");
 	}
-	return failed ? -1 : 0;
+	if (failed)
+		return -1;
+	if (rawsrc >= 0 && fp8) { /* the copied tensor's scale grid, as stored */
+		float *grid = rc->grid[rawsrc];
+		uint64_t sb = cr_st_writer_nbytes(w, si);
+		if (!grid || sb > cr_tensor_scale_count(o->in[rawsrc].t) * 4)
+			return cr_fail(err, CR_E_FORMAT, "tensor '%s': scale grid does not match", o->name);
+		if (cr_st_writer_write(w, si, 0, grid, (size_t)sb, err) < 0)
+			return -1;
+		add_sum(sum, cr_checksum_piece(grid, (size_t)sb, wbytes));
+		e->done += sb;
+	}
+	return 0;
 }
 
 /* ---- test hook (hardening, issue 8): CRUCIBLE_TEST_DELAY_MS=N sleeps N ms
@@ -533,9 +590,28 @@ static int process_tensor(struct eng *e, size_t ti, struct cr_st_writer *w, size
 	struct cr_kparams kp;
 	struct cr_kctx k;
 	memset(&k, 0, sizeof k);
-	cr_plan_kparams(p, ti, e->rel + ti * p->nparents, &kp);
+	double *rel = e->rel + ti * p->nparents;
+	cr_plan_kparams(p, ti, rel, &kp);
 	uint64_t cols = cols_of(o);
 	size_t align = e->fp8[ti] ? (size_t)(CR_FP8_BLOCK * cols) : 1;
+	/* aoe with unmeasured distances: assume every parent clears δ, measure while writing, and
+	 * redo the tensor only if the assumption was wrong (one pass instead of two) */
+	struct meas ms = { 0 };
+	int src, spec = 0;
+	if (rcode == 0 && p->method == CR_M_AOE && cr_kernel_decide(&kp, &src) == CR_DEC_PENDING) {
+		spec = 1;
+		for (int i = 0; i < o->ninputs; i++)
+			if (cr_dtype_bits(o->in[i].t->dtype) > 32)
+				spec = 0;
+		ms.base = kp.base;
+		ms.need = 1u << kp.base;
+		for (int i = 0; spec && i < o->ninputs; i++)
+			if (i != kp.base && isnan(kp.rel[i]) && kp.p[i][CR_P_WEIGHT] != 0.0) {
+				kp.rel[i] = INFINITY;
+				ms.who[ms.m++] = i;
+				ms.need |= 1u << i;
+			}
+	}
 	if (rcode == 0 && !cr_dtype_has_math(o->in[o->ref].t->dtype)) {
 		k.decision = CR_DEC_COPY; /* no arithmetic on this dtype: copied from the reference (layout) */
 		k.source = o->ref;
@@ -543,21 +619,65 @@ static int process_tensor(struct eng *e, size_t ti, struct cr_st_writer *w, size
 		rcode = cr_kernel_prepare(&k, &kp, o->name, inames, o->nelem, cols, p->seed, align, e->target, &e->sc, rd,
 					  &rc, err);
 	uint64_t sum = 0;
-	if (rcode == 0) {
-		int src = k.decision == CR_DEC_COPY ? k.source : -1;
-		e->dec[ti] = (uint8_t)k.decision;
-		e->srcin[ti] = (int16_t)src;
+	for (int attempt = 0; rcode == 0 && attempt < 2; attempt++) {
+		src = k.decision == CR_DEC_COPY ? k.source : -1;
 		int fp8;
 		enum cr_dtype dt = cr_plan_out_dtype(p, ti, k.decision, src, &fp8);
 		if (fp8 && o->ndim != 2)
 			fp8 = 0, dt = CR_DT_BF16;
 		const struct cr_tensor *st = src >= 0 ? o->in[src].t : NULL;
-		if (dt != e->dt[ti] || fp8 != e->fp8[ti])
+		int raw = st && st->dtype == dt && (st->scale != NULL) == fp8 && (!o->in[src].submatrix || !fp8);
+		if (dt != e->dt[ti] || fp8 != e->fp8[ti]) {
 			rcode = cr_fail(err, CR_E_UNSUPPORTED, "tensor '%s': output dtype changed after layout", o->name);
-		else if (st && st->dtype == dt && (st->scale != NULL) == fp8 && (!o->in[src].submatrix || !fp8))
+			break;
+		}
+		if (spec && attempt == 0) {
+			ms.part = cr_xcalloc((k.nchunks ? k.nchunks : 1) * (size_t)(ms.m + 1), sizeof(double));
+			rcode = compute(e, ti, &k, w, wi, si, &rc, &sum, &ms, raw ? src : -1, err);
+		} else if (raw) {
 			rcode = copy_raw(e, ti, src, w, wi, si, &rc, &sum, err);
-		else
-			rcode = compute(e, ti, &k, w, wi, si, &rc, &sum, err);
+		} else {
+			rcode = compute(e, ti, &k, w, wi, si, &rc, &sum, NULL, -1, err);
+		}
+		if (rcode < 0 || !spec || attempt > 0)
+			break;
+		/* the measured distances: was the assumption right? */
+		double *tot = cr_xcalloc((size_t)ms.m + 1, sizeof(double));
+		for (uint64_t c = 0; c < k.nchunks; c++)
+			for (int j = 0; j <= ms.m; j++)
+				tot[j] += ms.part[c * (uint64_t)(ms.m + 1) + (uint64_t)j];
+		double bn = sqrt(tot[ms.m]);
+		for (int j = 0; j < ms.m; j++) {
+			double dn = sqrt(tot[j]);
+			rel[o->in[ms.who[j]].parent] = bn > 0.0 ? dn / bn : (dn > 0.0 ? INFINITY : 0.0);
+		}
+		free(tot);
+		free(ms.part);
+		ms.part = NULL;
+		struct cr_kctx k2;
+		cr_plan_kparams(p, ti, rel, &kp);
+		rcode = cr_kernel_prepare(&k2, &kp, o->name, inames, o->nelem, cols, p->seed, align, e->target, &e->sc, rd,
+					  &rc, err);
+		if (rcode < 0)
+			break;
+		if (k2.decision == k.decision && k2.source == k.source && memcmp(k2.w, k.w, sizeof k.w) == 0 &&
+		    k2.c0 == k.c0) {
+			cr_kernel_release(&k2);
+			break;
+		}
+		/* some parent fell under δ: write the tensor again with the right weights */
+		cr_st_writer_rewrite(w, wi, cr_st_writer_nbytes(w, wi));
+		if (e->fp8[ti])
+			cr_st_writer_rewrite(w, si, cr_st_writer_nbytes(w, si));
+		e->done -= e->obytes[ti];
+		sum = 0;
+		cr_kernel_release(&k);
+		k = k2;
+	}
+	free(ms.part);
+	if (rcode == 0) {
+		e->dec[ti] = (uint8_t)k.decision;
+		e->srcin[ti] = (int16_t)(k.decision == CR_DEC_COPY ? k.source : -1);
 	}
 	cr_kernel_release(&k);
 	for (int i = 0; i < o->ninputs; i++)

@@ -179,17 +179,22 @@ static void resolve_params(struct cr_plan *p, const struct cr_recipe *r, struct 
 	int nl = p->layers_out >= 0 ? p->layers_out : (p->nparents ? p->parents[0]->num_layers : 0);
 	double t = cr_layer_t(o->layer, nl);
 	for (int q = 0; q < CR_P__COUNT; q++) {
-		double v;
-		o->g[q] = cr_recipe_param(r, -1, slice, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
-				  ? v
-				  : cr_param_default(p->method, (enum cr_param_id)q);
+		double v, def = cr_param_default(p->method, (enum cr_param_id)q);
+		/* only what the method reads is looked up: a λ/δ change re-resolves ~92k tensors */
+		int used = cr_method_uses(p->method, (enum cr_param_id)q);
+		int per_model = cr_param_info((enum cr_param_id)q)->per_model;
+		o->g[q] = used && !per_model &&
+				  cr_recipe_param(r, -1, slice, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
+			  ? v
+			  : def;
 		for (int k = 0; k < o->ninputs; k++) {
 			double *dst = &o->p[(size_t)k * CR_P__COUNT + (size_t)q];
-			if (cr_recipe_param(r, src[k].model, src[k].slice, src[k].source, (enum cr_param_id)q, o->name,
+			if (used && per_model &&
+			    cr_recipe_param(r, src[k].model, src[k].slice, src[k].source, (enum cr_param_id)q, o->name,
 					    o->cls, t, &v))
 				*dst = v;
 			else
-				*dst = cr_param_default(p->method, (enum cr_param_id)q);
+				*dst = def;
 		}
 	}
 	/* aoe: a base that the recipe does not list among the models gets what the others leave of 1 */
@@ -429,11 +434,13 @@ int cr_plan_refresh(struct cr_plan *p, const struct cr_recipe *r, cr_error *err)
 	int base_input;
 	int n = model_inputs(p, r, mparent, src, &base_input);
 	free(mparent);
-	for (size_t i = 0; i < p->ntensors; i++) {
+	for (size_t i = 0; i < p->ntensors; i++)
 		if (p->t[i].ninputs != n)
 			return cr_fail(err, CR_E_USAGE, "the recipe's models changed: build a new plan");
+	long long nt = (long long)p->ntensors;
+#pragma omp parallel for schedule(static) if (nt > 4096)
+	for (long long i = 0; i < nt; i++)
 		resolve_params(p, r, &p->t[i], src, -1);
-	}
 	return 0;
 }
 

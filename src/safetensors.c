@@ -558,6 +558,12 @@ int cr_st_writer_finish(struct cr_st_writer *w, cr_error *err)
 	return rc;
 }
 
+void cr_st_writer_rewrite(struct cr_st_writer *w, size_t i, uint64_t written_before)
+{
+	if (i < w->n && written_before <= w->nbytes[i])
+		__atomic_sub_fetch(&w->written, written_before, __ATOMIC_RELAXED);
+}
+
 void cr_st_writer_abort(struct cr_st_writer *w)
 {
 	if (!w)

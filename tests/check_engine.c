@@ -324,6 +324,46 @@ END_TEST
 
 /* ---------------------------------------------------------------- passthrough slices */
 
+/* aoe speculates that parents clear δ; with δ above every distance each tensor is redone as the base */
+START_TEST(aoe_all_gated_is_the_base)
+{
+	const char *y = recipe("merge_method: aoe\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: 1.0}\n"
+			       "parameters: {delta: 10}\n",
+			       fixture("models/dsv3/v3-base"), fixture("models/dsv3/r1"));
+	cr_error err;
+	struct rec rec = { 0 };
+	ck_assert_msg(merge(y, tmp("g"), 2, 0, 0, &rec, 0, NULL, &err) == 0, "%s", err.msg);
+	struct cr_ckpt *o, *b;
+	ck_assert_int_eq(cr_ckpt_open(tmp("g"), &o, &err), 0);
+	ck_assert_int_eq(cr_ckpt_open(fixture("models/dsv3/v3-base"), &b, &err), 0);
+	ck_assert_uint_eq(rec.n, o->ntensors);
+	for (size_t i = 0; i < rec.n; i++) {
+		ck_assert_int_eq(rec.dec[i], CR_DEC_COPY);
+		ck_assert_int_eq(rec.parent[i], 0);
+	}
+	for (size_t i = 0; i < o->ntensors; i++) {
+		const struct cr_tensor *t = &o->tensors[i], *u = cr_ckpt_find(b, t->name);
+		uint8_t *x = malloc(t->nbytes), *z = malloc(t->nbytes);
+		ck_assert_int_eq(cr_tensor_read_raw(o, t, 0, x, t->nbytes, &err), 0);
+		ck_assert_int_eq(cr_tensor_read_raw(b, u, 0, z, u->nbytes, &err), 0);
+		ck_assert_mem_eq(x, z, t->nbytes);
+		if (t->scale) {
+			size_t ns = cr_tensor_scale_count(t);
+			float *g = malloc(ns * 4), *h = malloc(ns * 4);
+			cr_tensor_read_scales(o, t, g, &err);
+			cr_tensor_read_scales(b, u, h, &err);
+			ck_assert_mem_eq(g, h, ns * 4);
+			free(g);
+			free(h);
+		}
+		free(x);
+		free(z);
+	}
+	cr_ckpt_close(o);
+	cr_ckpt_close(b);
+}
+END_TEST
+
 START_TEST(passthrough_slices_stack_layers)
 {
 	const char *y = recipe("merge_method: passthrough\nslices:\n"
@@ -666,6 +706,7 @@ int main(void)
 	tcase_add_test(tc, refuses_existing_output);
 	tcase_add_test(tc, passthrough_slices_stack_layers);
 	tcase_add_test(tc, fp8_requantized_and_verbatim);
+	tcase_add_test(tc, aoe_all_gated_is_the_base);
 	tcase_add_test(tc, nan_in_parent_fails_with_name);
 	tcase_add_test(tc, mismatched_parents_listed);
 	tcase_add_test(tc, vocab_submatrix_with_warning);
