@@ -259,13 +259,7 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 		goto done;
 	}
 	f->file_size = (uint64_t)st.st_size;
-	/* The later of mtime and ctime: `touch -r`, `cp -p` and `rsync -t` put an old
-	 * mtime back on new contents, but cannot set ctime, so caches keyed on this
-	 * still see the change. */
 	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	int64_t ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
-	if (ctime_ns > f->mtime_ns)
-		f->mtime_ns = ctime_ns;
 	if (f->file_size < 8) {
 		cr_fail(err, CR_E_FORMAT, "%s: file is %llu bytes, shorter than the 8-byte header length", path,
 			(unsigned long long)f->file_size);

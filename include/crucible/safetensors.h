@@ -44,7 +44,7 @@ struct cr_st_file {
 	uint64_t header_len;
 	uint64_t data_start; /* 8 + header_len */
 	uint64_t header_hash; /* FNV-1a of the header bytes */
-	int64_t mtime_ns; /* last change: the later of mtime and ctime (see cr_st_open) */
+	int64_t mtime_ns;
 	size_t ntensors;
 	struct cr_st_tensor *tensors; /* in header order */
 	size_t nmeta;
