@@ -20,7 +20,7 @@ for a in "$@"; do
 done
 
 pkgs="build-essential autoconf automake pkg-config libncurses-dev libyaml-dev
-      libsqlite3-dev libjansson-dev check tmux python3 sqlite3 time"
+      libsqlite3-dev libjansson-dev check tmux python3 sqlite3 time valgrind"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -38,6 +38,8 @@ conf=
 # Reconfigure when nothing is configured yet or the sanitizer choice changed.
 if [ ! -f Makefile ] || [ "$(./config.status --config 2>/dev/null)" != "${conf:+'$conf'}" ]; then
 	[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi
+	# objects built with the other sanitizer setting must not be linked in
+	[ -f Makefile ] && make clean >/dev/null 2>&1 || true
 	./configure $conf
 fi
 jobs=$(nproc 2>/dev/null || echo 2)

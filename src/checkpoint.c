@@ -4,11 +4,13 @@
  * Owns the open shards and the list of logical tensors.  Invariants after a
  * successful open: every tensor named by the index exists in its shard; no
  * index entry points outside the folder; every block-FP8 weight's scale has
- * the grid shape its weight implies.
+ * the grid shape its weight implies; every file read from the folder
+ * resolves inside it (cr_path_inside).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,10 @@
 #include "crucible/fp8.h"
 
 #define SCALE_SUFFIX "_scale_inv"
+/* Size limits (README "Limits"): an index is parsed whole by jansson, so it
+ * gets the same bound as a shard header; DeepSeek-V3's is about 9 MB. */
+#define MAX_INDEX_BYTES CR_ST_MAX_HEADER
+#define MAX_CONFIG_BYTES (16u << 20)
 
 int cr_natural_cmp(const char *a, const char *b)
 {
@@ -64,13 +70,22 @@ static char *path_join(const char *dir, const char *name)
 
 static char *read_text_file(const char *path, size_t limit, cr_error *err)
 {
-	FILE *f = fopen(path, "rb");
+	/* O_NONBLOCK: a FIFO must not block the open; only regular files are read */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
 	if (!f) {
 		cr_fail(err, CR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	struct stat st;
-	if (fstat(fileno(f), &st) < 0 || (size_t)st.st_size > limit) {
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		cr_fail(err, CR_E_FORMAT, "%s: not a regular file", path);
+		return NULL;
+	}
+	if ((size_t)st.st_size > limit) {
 		fclose(f);
 		cr_fail(err, CR_E_FORMAT, "%s: larger than %zu bytes", path, limit);
 		return NULL;
@@ -80,6 +95,48 @@ static char *read_text_file(const char *path, size_t limit, cr_error *err)
 	fclose(f);
 	buf[n] = '\0';
 	return buf;
+}
+
+static int path_under(const char *root, const char *real)
+{
+	size_t n = strlen(root);
+	if (n == 1 && root[0] == '/')
+		return 1;
+	return strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+int cr_path_inside(const char *dir, const char *file)
+{
+	char *rf = realpath(file, NULL);
+	if (!rf)
+		return 1; /* missing or dangling: opening it reports that */
+	char *rd = realpath(dir, NULL);
+	int ok = rd && path_under(rd, rf);
+	if (rd && !ok) {
+		/* Hugging Face cache: .../snapshots/REV links every file to ../../blobs/HASH */
+		char *rev = strrchr(rd, '/');
+		if (rev && rev != rd) {
+			*rev = '\0';
+			char *snap = strrchr(rd, '/');
+			if (snap && strcmp(snap + 1, "snapshots") == 0) {
+				strcpy(snap + 1, "blobs");
+				ok = path_under(rd, rf);
+			}
+		}
+	}
+	free(rd);
+	free(rf);
+	return ok;
+}
+
+/* Refuse a file of the folder that is a symbolic link to somewhere else. */
+static int check_inside(const char *dir, const char *file, cr_error *err)
+{
+	if (cr_path_inside(dir, file))
+		return 0;
+	return cr_fail(err, CR_E_FORMAT,
+		       "%s: symbolic link to a file outside the checkpoint folder %s (only links within it are followed)",
+		       file, dir);
 }
 
 static uint64_t hash_name(const char *s)
@@ -142,7 +199,11 @@ static int load_config(struct cr_ckpt *c, cr_error *err)
 		free(p);
 		return 0; /* a bare file has no config: fine */
 	}
-	c->config_text = read_text_file(p, 16u << 20, err);
+	if (check_inside(c->dir, p, err) < 0) {
+		free(p);
+		return -1;
+	}
+	c->config_text = read_text_file(p, MAX_CONFIG_BYTES, err);
 	if (!c->config_text) {
 		free(p);
 		return -1;
@@ -231,71 +292,125 @@ static int cmp_tensor_natural(const void *a, const void *b)
 	return cr_natural_cmp(((const struct cr_tensor *)a)->name, ((const struct cr_tensor *)b)->name);
 }
 
+static int cmp_st_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct cr_st_tensor *const *)a)->name, (*(const struct cr_st_tensor *const *)b)->name);
+}
+
+/* Tensors of one shard sorted by name, for lookups while reading an index. */
+struct shard_names {
+	size_t n;
+	const struct cr_st_tensor **v;
+};
+
+static const struct cr_st_tensor *shard_lookup(const struct shard_names *s, const char *name)
+{
+	struct cr_st_tensor key = { .name = (char *)name };
+	const struct cr_st_tensor *kp = &key;
+	const struct cr_st_tensor **hit = bsearch(&kp, s->v, s->n, sizeof *s->v, cmp_st_name);
+	return hit ? *hit : NULL;
+}
+
 static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries, size_t *nent, cr_error *err)
 {
 	json_error_t je;
-	json_t *root = json_load_file(idx, JSON_REJECT_DUPLICATES, &je);
 	size_t cap = 0;
 	int rc = -1;
+	struct shard_names *sn = NULL;
+	json_t *shard_of = json_object(); /* shard file name -> index in c->shards */
 
-	if (!root)
+	char *text = check_inside(c->dir, idx, err) < 0 ? NULL : read_text_file(idx, MAX_INDEX_BYTES, err);
+	if (!text) {
+		json_decref(shard_of);
+		return -1;
+	}
+	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	free(text);
+	if (!root) {
+		json_decref(shard_of);
 		return cr_fail(err, CR_E_FORMAT, "%s: index is not valid JSON: %s (line %d)", idx, je.text, je.line);
+	}
 	json_t *wm = json_object_get(root, "weight_map");
 	if (!json_is_object(wm)) {
 		cr_fail(err, CR_E_FORMAT, "%s: index has no \"weight_map\" object", idx);
 		goto out;
 	}
-	/* Open each distinct shard once, in first-seen order. */
+	/* Collect each distinct shard once, in first-seen order, checking names. */
 	const char *name;
 	json_t *v;
-	char **names = NULL;
-	size_t nnames = 0;
+	size_t nfiles = 0;
+	const char **files = cr_xcalloc(json_object_size(wm) + 1, sizeof *files);
 	json_object_foreach(wm, name, v)
 	{
 		if (!json_is_string(v)) {
 			cr_fail(err, CR_E_FORMAT, "%s: weight_map entry for '%s' is not a string", idx, name);
-			goto out_names;
+			goto out_files;
 		}
 		const char *sh = json_string_value(v);
+		if (json_object_get(shard_of, sh))
+			continue;
 		if (!shard_name_ok(sh)) {
 			cr_fail(err, CR_E_FORMAT, "%s: weight_map entry for '%s' points outside the checkpoint folder (\"%s\")",
 				idx, name, sh);
-			goto out_names;
+			goto out_files;
 		}
-		size_t k;
-		for (k = 0; k < nnames; k++)
-			if (strcmp(names[k], sh) == 0)
-				break;
-		if (k == nnames) {
-			names = cr_xrealloc(names, (nnames + 1) * sizeof *names);
-			names[nnames++] = (char *)sh;
-			char *file = path_join(c->dir, sh);
-			struct stat st;
-			if (stat(file, &st) < 0) {
-				cr_fail(err, CR_E_IO, "%s: shard \"%s\" named in the index does not exist", idx, sh);
-				free(file);
-				goto out_names;
-			}
-			int r = add_shard(c, file, &cap, err);
-			free(file);
-			if (r < 0)
-				goto out_names;
+		json_object_set_new(shard_of, sh, json_integer((json_int_t)nfiles));
+		files[nfiles++] = sh;
+	}
+	/* Headers are independent: parse them in parallel (most of the open time
+	 * of a 163-shard checkpoint is JSON parsing). */
+	c->shards = cr_xcalloc(nfiles + 1, sizeof *c->shards);
+	cr_error *errs = cr_xcalloc(nfiles + 1, sizeof *errs);
+	int *missing = cr_xcalloc(nfiles + 1, sizeof *missing);
+#pragma omp parallel for schedule(dynamic, 4)
+	for (size_t k = 0; k < nfiles; k++) {
+		char *file = path_join(c->dir, files[k]);
+		struct stat st;
+		if (stat(file, &st) < 0)
+			missing[k] = 1;
+		else if (check_inside(c->dir, file, &errs[k]) < 0 || cr_st_open(file, &c->shards[k], &errs[k]) < 0)
+			c->shards[k] = NULL;
+		free(file);
+	}
+	c->nshards = nfiles;
+	for (size_t k = 0; k < nfiles && rc == -1; k++) {
+		if (missing[k]) {
+			cr_fail(err, CR_E_IO, "%s: shard \"%s\" named in the index does not exist", idx, files[k]);
+			rc = -2;
+		} else if (!c->shards[k]) {
+			if (err)
+				*err = errs[k];
+			rc = -2;
 		}
+	}
+	free(errs);
+	free(missing);
+	if (rc == -2) {
+		rc = -1;
+		/* close what opened; cr_ckpt_close skips NULL shards */
+		goto out_files;
+	}
+	(void)cap;
+	sn = cr_xcalloc(c->nshards + 1, sizeof *sn);
+	for (size_t k = 0; k < c->nshards; k++) {
+		const struct cr_st_file *f = c->shards[k];
+		sn[k].n = f->ntensors;
+		sn[k].v = cr_xmalloc((f->ntensors + 1) * sizeof *sn[k].v);
+		for (size_t i = 0; i < f->ntensors; i++)
+			sn[k].v[i] = &f->tensors[i];
+		qsort(sn[k].v, sn[k].n, sizeof *sn[k].v, cmp_st_name);
 	}
 	*entries = cr_xcalloc(json_object_size(wm) + 1, sizeof **entries);
 	*nent = 0;
 	json_object_foreach(wm, name, v)
 	{
 		const char *sh = json_string_value(v);
-		size_t k;
-		for (k = 0; k < nnames; k++)
-			if (strcmp(names[k], sh) == 0)
-				break;
-		const struct cr_st_tensor *st = cr_st_find(c->shards[k], name);
+		size_t k = (size_t)json_integer_value(json_object_get(shard_of, sh));
+		const struct cr_st_tensor *st = shard_lookup(&sn[k], name);
 		if (!st) {
 			cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' is named in the index but missing from shard \"%s\"", idx,
 				name, sh);
-			goto out_names;
+			goto out_files;
 		}
 		(*entries)[*nent].name = st->name;
 		(*entries)[*nent].shard = (int)k;
@@ -303,9 +418,14 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 		(*nent)++;
 	}
 	rc = 0;
-out_names:
-	free(names);
+out_files:
+	free(files);
 out:
+	if (sn)
+		for (size_t k = 0; k < c->nshards; k++)
+			free(sn[k].v);
+	free(sn);
+	json_decref(shard_of);
 	json_decref(root);
 	return rc;
 }
@@ -413,7 +533,7 @@ int cr_ckpt_open(const char *path, struct cr_ckpt **out, cr_error *err)
 		if (stat(idx, &st) == 0)
 			r = open_index(c, idx, &entries, &nent, err);
 		else if (stat(single, &st) == 0)
-			r = add_shard(c, single, &cap, err);
+			r = check_inside(c->dir, single, err) < 0 ? -1 : add_shard(c, single, &cap, err);
 		else
 			r = cr_fail(err, CR_E_NOTFOUND,
 				    "%s: not a checkpoint (no model.safetensors or model.safetensors.index.json)", path);

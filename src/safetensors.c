@@ -248,7 +248,8 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 
 	*out = NULL;
 	f->path = cr_xstrdup(path);
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO or device must not block the open (refused just below) */
+	f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (f->fd < 0) {
 		cr_fail(err, CR_E_IO, "%s: cannot open: %s", path, strerror(errno));
 		goto done;
@@ -375,11 +376,10 @@ struct cr_st_writer {
 	uint64_t written;   /* bytes written so far (all threads) */
 };
 
-static const struct cr_st_entry *sort_plan;
-static int cmp_official(const void *a, const void *b)
+static int cmp_official(const void *a, const void *b, void *plan)
 {
-	const struct cr_st_entry *x = &sort_plan[*(const size_t *)a];
-	const struct cr_st_entry *y = &sort_plan[*(const size_t *)b];
+	const struct cr_st_entry *x = &((const struct cr_st_entry *)plan)[*(const size_t *)a];
+	const struct cr_st_entry *y = &((const struct cr_st_entry *)plan)[*(const size_t *)b];
 	if (x->dtype != y->dtype)
 		return x->dtype > y->dtype ? -1 : 1;
 	return strcmp(x->name, y->name);
@@ -431,8 +431,7 @@ int cr_st_writer_open(const char *path, const struct cr_st_entry *plan, size_t n
 	w->nbytes = cr_xcalloc(n + 1, sizeof *w->nbytes);
 	for (size_t i = 0; i < n; i++)
 		w->order[i] = i;
-	sort_plan = w->plan; /* qsort has no context argument; the writer is opened on one thread */
-	qsort(w->order, n, sizeof *w->order, cmp_official);
+	qsort_r(w->order, n, sizeof *w->order, cmp_official, w->plan);
 
 	json_object_set_new(jm, "format", json_string("pt"));
 	for (size_t i = 0; i < nmeta; i++)
@@ -475,7 +474,14 @@ int cr_st_writer_open(const char *path, const struct cr_st_entry *plan, size_t n
 	memset(hdr + 8 + len, ' ', padded - len);
 	for (size_t i = 0; i < n; i++)
 		w->offset[i] += 8 + padded;
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A fresh file, never through what is there: a symbolic link or a hard
+	 * link at path must not let the writer touch a file elsewhere. */
+	if (unlink(path) < 0 && errno != ENOENT) {
+		free(hdr);
+		cr_fail(err, CR_E_IO, "%s: cannot replace: %s", path, strerror(errno));
+		goto done;
+	}
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (w->fd < 0) {
 		free(hdr);
 		cr_fail(err, CR_E_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -550,6 +556,12 @@ int cr_st_writer_finish(struct cr_st_writer *w, cr_error *err)
 		unlink(w->path);
 	writer_free(w);
 	return rc;
+}
+
+void cr_st_writer_rewrite(struct cr_st_writer *w, size_t i, uint64_t written_before)
+{
+	if (i < w->n && written_before <= w->nbytes[i])
+		__atomic_sub_fetch(&w->written, written_before, __ATOMIC_RELAXED);
 }
 
 void cr_st_writer_abort(struct cr_st_writer *w)

@@ -119,6 +119,44 @@ START_TEST(llama_classes_and_shards)
 }
 END_TEST
 
+/* Layouts without a fixture family: classes from names alone. */
+START_TEST(names_of_other_layouts)
+{
+	struct {
+		const char *name;
+		int nl;
+		enum cr_class cls;
+		int layer, expert;
+	} cases[] = {
+		/* OLMoE */
+		{ "model.layers.15.mlp.experts.63.down_proj.weight", 16, CR_CLASS_ROUTED_EXPERT, 15, 63 },
+		{ "model.layers.0.mlp.gate.weight", 16, CR_CLASS_ROUTER, 0, -1 },
+		{ "model.layers.0.self_attn.q_norm.weight", 16, CR_CLASS_NORM, 0, -1 },
+		/* DeepSeek-V2 */
+		{ "model.layers.26.mlp.shared_experts.gate_proj.weight", 27, CR_CLASS_SHARED_EXPERT, 26, -1 },
+		{ "model.layers.3.self_attn.kv_b_proj.weight", 27, CR_CLASS_ATTN, 3, -1 },
+		/* Qwen3-MoE */
+		{ "model.layers.47.mlp.experts.127.up_proj.weight", 48, CR_CLASS_ROUTED_EXPERT, 47, 127 },
+		/* DeepSeek-V3 MTP layer 61 */
+		{ "model.layers.61.hnorm.weight", 61, CR_CLASS_MTP, 61, -1 },
+		{ "model.layers.61.mlp.experts.5.w1.weight", 61, CR_CLASS_ROUTED_EXPERT, 61, 5 },
+		/* dense Llama/Mistral/Qwen2 */
+		{ "model.layers.10.mlp.up_proj.weight", 32, CR_CLASS_DENSE_MLP, 10, -1 },
+		{ "model.layers.1.self_attn.v_proj.bias", 32, CR_CLASS_ATTN, 1, -1 },
+		{ "model.norm.weight", 32, CR_CLASS_NORM, -1, -1 },
+		{ "something.unknown", 32, CR_CLASS_OTHER, -1, -1 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct cr_class_info ci = cr_classify(cases[i].name, cases[i].nl);
+		ck_assert_msg(ci.cls == cases[i].cls, "%s: %s", cases[i].name, cr_class_name(ci.cls));
+		ck_assert_int_eq(ci.layer, cases[i].layer);
+		ck_assert_int_eq(ci.expert, cases[i].expert);
+	}
+	ck_assert_int_eq(cr_class_parse("routed_expert"), CR_CLASS_ROUTED_EXPERT);
+	ck_assert_int_eq(cr_class_parse("nope"), CR_CLASS_NONE);
+}
+END_TEST
+
 START_TEST(natural_order)
 {
 	ck_assert_int_lt(cr_natural_cmp("layers.2.x", "layers.10.x"), 0);
@@ -150,6 +188,7 @@ int main(void)
 	tcase_add_test(tc, qwen2moe_classes);
 	tcase_add_test(tc, llama_classes_and_shards);
 	tcase_add_test(tc, natural_order);
+	tcase_add_test(tc, names_of_other_layouts);
 	tcase_add_test(tc, single_file_and_missing);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

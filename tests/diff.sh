@@ -8,6 +8,7 @@ M=$FIXTURES/models
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export XDG_CACHE_HOME="$T/cache"
+export CRUCIBLE_DB="$T/sessions.db" # the default statistics cache
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 

@@ -93,6 +93,9 @@ int cr_st_writer_write(struct cr_st_writer *w, size_t i, uint64_t off,
 int cr_st_writer_finish(struct cr_st_writer *w, cr_error *err);
 /* Close and delete the file (on error or cancel). */
 void cr_st_writer_abort(struct cr_st_writer *w);
+/* The caller will write entry i again from the start (a speculative result
+ * turned out wrong): its bytes no longer count as written. */
+void cr_st_writer_rewrite(struct cr_st_writer *w, size_t i, uint64_t written_before);
 uint64_t cr_st_writer_total(const struct cr_st_writer *w);
 
 #endif

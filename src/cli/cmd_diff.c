@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "crucible/format.h"
 #include "crucible/stats.h"
+#include "crucible/store.h"
 
 enum by { BY_TENSOR, BY_LAYER, BY_CLASS };
 enum fmt { FMT_TABLE, FMT_CSV, FMT_JSON };
@@ -51,6 +52,7 @@ struct diff_opts {
 	int threads;
 	int no_cache;
 	const char *cache_dir;
+	const char *db; /* session store holding the cache (issue 5) */
 };
 
 static void diff_usage(FILE *out)
@@ -65,7 +67,9 @@ static void diff_usage(FILE *out)
 		"  --filter class:NAME      only tensors of a class (embed, attn, norm, router, dense_mlp,\n"
 		"                           shared_expert, routed_expert, head, mtp, other)\n"
 		"  --threads N              worker threads (default: all cores)\n"
-		"  --cache DIR              statistics cache folder (default $XDG_CACHE_HOME/crucible/stats)\n"
+		"  --db PATH                session database that caches the statistics (default $CRUCIBLE_DB,\n"
+		"                           else $XDG_DATA_HOME/crucible/sessions.db)\n"
+		"  --cache DIR              cache in files under DIR instead of the session database\n"
 		"  --no-cache               neither read nor write the cache\n"
 		"Statistics: rel = |P-B|/|B| (Frobenius), cosine(P,B), max and mean |P-B|, and AGREE, the\n"
 		"share of elements whose deltas have no opposite signs across the parents.  Tensors whose\n"
@@ -386,13 +390,14 @@ static int parse_args(int argc, char **argv, struct diff_opts *o)
 					      { "threads", required_argument, NULL, 't' },
 					      { "cache", required_argument, NULL, 'C' },
 					      { "no-cache", no_argument, NULL, 'n' },
+					      { "db", required_argument, NULL, 'D' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	int ch;
 	char *end;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "b:cjs:f:t:C:nh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "b:cjs:f:t:C:nD:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'b':
 			if (strcmp(optarg, "tensor") == 0)
@@ -439,6 +444,7 @@ static int parse_args(int argc, char **argv, struct diff_opts *o)
 			break;
 		case 'C': o->cache_dir = optarg; break;
 		case 'n': o->no_cache = 1; break;
+		case 'D': o->db = optarg; break;
 		case 'h': diff_usage(stdout); return 1;
 		default: return -1;
 		}
@@ -475,7 +481,9 @@ int cmd_diff(int argc, char **argv)
 			cli_error("%s", err.msg);
 			goto out;
 		}
-	if (!o.no_cache && cr_stats_cache_file_open(o.cache_dir, &cache, &err) < 0) {
+	/* The cache: the session store (issue 5), or files with --cache DIR. */
+	if (!o.no_cache && (o.cache_dir ? cr_stats_cache_file_open(o.cache_dir, &cache, &err)
+					 : cr_store_stats_cache_open(o.db, &cache, &err)) < 0) {
 		cli_error("warning: %s; continuing without a cache", err.msg);
 		cache.ops = NULL;
 	}
