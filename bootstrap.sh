@@ -20,7 +20,7 @@ for a in "$@"; do
 done
 
 pkgs="build-essential autoconf automake pkg-config libncurses-dev libyaml-dev
-      libsqlite3-dev libjansson-dev check tmux python3 sqlite3 time"
+      libsqlite3-dev libjansson-dev check tmux python3 sqlite3 time valgrind"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -4,11 +4,13 @@
  * Owns the open shards and the list of logical tensors.  Invariants after a
  * successful open: every tensor named by the index exists in its shard; no
  * index entry points outside the folder; every block-FP8 weight's scale has
- * the grid shape its weight implies.
+ * the grid shape its weight implies; every file read from the folder
+ * resolves inside it (cr_path_inside).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,10 @@
 #include "crucible/fp8.h"
 
 #define SCALE_SUFFIX "_scale_inv"
+/* Size limits (README "Limits"): an index is parsed whole by jansson, so it
+ * gets the same bound as a shard header; DeepSeek-V3's is about 9 MB. */
+#define MAX_INDEX_BYTES CR_ST_MAX_HEADER
+#define MAX_CONFIG_BYTES (16u << 20)
 
 int cr_natural_cmp(const char *a, const char *b)
 {
@@ -64,13 +70,22 @@ static char *path_join(const char *dir, const char *name)
 
 static char *read_text_file(const char *path, size_t limit, cr_error *err)
 {
-	FILE *f = fopen(path, "rb");
+	/* O_NONBLOCK: a FIFO must not block the open; only regular files are read */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
 	if (!f) {
 		cr_fail(err, CR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	struct stat st;
-	if (fstat(fileno(f), &st) < 0 || (size_t)st.st_size > limit) {
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		cr_fail(err, CR_E_FORMAT, "%s: not a regular file", path);
+		return NULL;
+	}
+	if ((size_t)st.st_size > limit) {
 		fclose(f);
 		cr_fail(err, CR_E_FORMAT, "%s: larger than %zu bytes", path, limit);
 		return NULL;
@@ -80,6 +95,48 @@ static char *read_text_file(const char *path, size_t limit, cr_error *err)
 	fclose(f);
 	buf[n] = '\0';
 	return buf;
+}
+
+static int path_under(const char *root, const char *real)
+{
+	size_t n = strlen(root);
+	if (n == 1 && root[0] == '/')
+		return 1;
+	return strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+int cr_path_inside(const char *dir, const char *file)
+{
+	char *rf = realpath(file, NULL);
+	if (!rf)
+		return 1; /* missing or dangling: opening it reports that */
+	char *rd = realpath(dir, NULL);
+	int ok = rd && path_under(rd, rf);
+	if (rd && !ok) {
+		/* Hugging Face cache: .../snapshots/REV links every file to ../../blobs/HASH */
+		char *rev = strrchr(rd, '/');
+		if (rev && rev != rd) {
+			*rev = '\0';
+			char *snap = strrchr(rd, '/');
+			if (snap && strcmp(snap + 1, "snapshots") == 0) {
+				strcpy(snap + 1, "blobs");
+				ok = path_under(rd, rf);
+			}
+		}
+	}
+	free(rd);
+	free(rf);
+	return ok;
+}
+
+/* Refuse a file of the folder that is a symbolic link to somewhere else. */
+static int check_inside(const char *dir, const char *file, cr_error *err)
+{
+	if (cr_path_inside(dir, file))
+		return 0;
+	return cr_fail(err, CR_E_FORMAT,
+		       "%s: symbolic link to a file outside the checkpoint folder %s (only links within it are followed)",
+		       file, dir);
 }
 
 static uint64_t hash_name(const char *s)
@@ -142,7 +199,11 @@ static int load_config(struct cr_ckpt *c, cr_error *err)
 		free(p);
 		return 0; /* a bare file has no config: fine */
 	}
-	c->config_text = read_text_file(p, 16u << 20, err);
+	if (check_inside(c->dir, p, err) < 0) {
+		free(p);
+		return -1;
+	}
+	c->config_text = read_text_file(p, MAX_CONFIG_BYTES, err);
 	if (!c->config_text) {
 		free(p);
 		return -1;
@@ -258,7 +319,7 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 	struct shard_names *sn = NULL;
 	json_t *shard_of = json_object(); /* shard file name -> index in c->shards */
 
-	char *text = read_text_file(idx, 1u << 30, err);
+	char *text = check_inside(c->dir, idx, err) < 0 ? NULL : read_text_file(idx, MAX_INDEX_BYTES, err);
 	if (!text) {
 		json_decref(shard_of);
 		return -1;
@@ -307,7 +368,7 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 		struct stat st;
 		if (stat(file, &st) < 0)
 			missing[k] = 1;
-		else if (cr_st_open(file, &c->shards[k], &errs[k]) < 0)
+		else if (check_inside(c->dir, file, &errs[k]) < 0 || cr_st_open(file, &c->shards[k], &errs[k]) < 0)
 			c->shards[k] = NULL;
 		free(file);
 	}
@@ -472,7 +533,7 @@ int cr_ckpt_open(const char *path, struct cr_ckpt **out, cr_error *err)
 		if (stat(idx, &st) == 0)
 			r = open_index(c, idx, &entries, &nent, err);
 		else if (stat(single, &st) == 0)
-			r = add_shard(c, single, &cap, err);
+			r = check_inside(c->dir, single, err) < 0 ? -1 : add_shard(c, single, &cap, err);
 		else
 			r = cr_fail(err, CR_E_NOTFOUND,
 				    "%s: not a checkpoint (no model.safetensors or model.safetensors.index.json)", path);

@@ -886,6 +886,8 @@ static void family_fill_paths(struct cr_demo_family *f, const char *dir)
 int cr_demo_prepare(const char *dir, unsigned flags, struct cr_demo_family *out, cr_error *err)
 {
 	memset(out, 0, sizeof *out);
+	if (dir[0] == '\0')
+		return cr_fail(err, CR_E_USAGE, "the demo folder name is empty");
 	/* Strip trailing slashes so the temporary sibling is a real sibling. */
 	char *d = cr_xstrdup(dir);
 	for (size_t n = strlen(d); n > 1 && d[n - 1] == '/'; n--)

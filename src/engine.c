@@ -558,8 +558,26 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 	return 0;
 }
 
+/* ---- test hook (hardening, issue 8): CRUCIBLE_TEST_DELAY_MS=N sleeps N ms
+ * before each tensor and after writing the index, so tests/crash.sh can kill
+ * a merge at chosen points.  Unset (always, outside tests) it costs nothing. */
+static void test_delay(void)
+{
+	static int ms = -1;
+	if (ms < 0) {
+		const char *v = getenv("CRUCIBLE_TEST_DELAY_MS");
+		ms = v ? atoi(v) : 0;
+		if (ms < 0)
+			ms = 0;
+	}
+	if (ms > 0)
+		usleep((useconds_t)ms * 1000);
+}
+/* ---- end of test hook */
+
 static int process_tensor(struct eng *e, size_t ti, struct cr_st_writer *w, size_t wi, size_t si, cr_error *err)
 {
+	test_delay();
 	struct cr_plan *p = e->p;
 	const struct cr_plan_tensor *o = &p->t[ti];
 	struct rd_ctx rc = { .e = e, .ti = ti };
@@ -835,7 +853,10 @@ static int resume_load(struct eng *e, cr_error *err)
 		char *path = join(e->partial, file);
 		struct cr_st_file *f = NULL;
 		cr_error e1;
-		int ok = cr_st_open(path, &f, &e1) == 0;
+		struct stat lst;
+		/* only a plain file of our own is kept: not a link to a file elsewhere */
+		int ok = lstat(path, &lst) == 0 && S_ISREG(lst.st_mode) && lst.st_nlink == 1 &&
+			 cr_st_open(path, &f, &e1) == 0;
 		free(path);
 		for (size_t j = 0; ok && j < e->sh[s].n; j++) {
 			size_t ti = e->sh[s].first + j;
@@ -906,6 +927,7 @@ static int finish(struct eng *e, cr_error *err)
 			}
 		}
 	int rc = cr_out_write_index(e->partial, names, files, k, e->total, err);
+	test_delay();
 	/* base's config: the plan's reference parent (0 = the base, or the first model) */
 	const struct cr_ckpt *ref = p->parents[0];
 	const char *tdt = NULL;
@@ -1076,6 +1098,11 @@ int cr_merge_run(struct cr_plan *plan, const struct cr_merge_opts *o, struct cr_
 	}
 	if (mkdir(e.partial, 0755) < 0 && errno != EEXIST) {
 		rc = cr_fail(err, CR_E_IO, "%s: cannot create: %s", e.partial, strerror(errno));
+		goto out;
+	}
+	/* never write through a symbolic link to a folder elsewhere (--resume keeps OUT.partial) */
+	if (lstat(e.partial, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		rc = cr_fail(err, CR_E_IO, "%s: not a folder (a symbolic link?): refusing to write through it", e.partial);
 		goto out;
 	}
 	if (o->resume && resume_load(&e, err) < 0) {

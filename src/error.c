@@ -28,6 +28,11 @@ int cr_fail(cr_error *err, enum cr_errcode code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 	va_end(ap);
+	/* Messages quote names and bytes from files; a control character there
+	 * would break the one-line rule or send escape sequences to a terminal. */
+	for (char *p = err->msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -1;
 }
 

@@ -16,13 +16,23 @@
 
 #include <jansson.h>
 
+#include "crucible/checkpoint.h"
 #include "crucible/output.h"
 
 #define MAX_SUPPORT_FILE (512u << 20)
 
+/* Create path as a new file: whatever was there (a symbolic or hard link to a
+ * file outside the output folder, a stale file) is unlinked, never written through. */
+static int create_fresh(const char *path)
+{
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -1;
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
 int cr_out_write_file(const char *path, const char *text, size_t len, cr_error *err)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = create_fresh(path);
 	if (fd < 0)
 		return cr_fail(err, CR_E_IO, "%s: cannot create: %s", path, strerror(errno));
 	size_t done = 0;
@@ -148,7 +158,7 @@ static int copy_file(const char *from, const char *to, cr_error *err)
 	int in = open(from, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return cr_fail(err, CR_E_IO, "%s: cannot open: %s", from, strerror(errno));
-	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int out = create_fresh(to);
 	if (out < 0) {
 		close(in);
 		return cr_fail(err, CR_E_IO, "%s: cannot create: %s", to, strerror(errno));
@@ -200,8 +210,14 @@ int cr_out_copy_support(const char *dir, const char *base_dir, cr_error *err)
 		snprintf(from, n1, "%s/%s", base_dir, e->d_name);
 		snprintf(to, n2, "%s/%s", dir, e->d_name);
 		struct stat st;
-		if (stat(from, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= MAX_SUPPORT_FILE)
-			rc = copy_file(from, to, err);
+		if (stat(from, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= MAX_SUPPORT_FILE) {
+			/* the same rule as for the weights: no reading through links out of the folder */
+			if (!cr_path_inside(base_dir, from))
+				rc = cr_fail(err, CR_E_FORMAT, "%s: symbolic link to a file outside the checkpoint folder %s",
+					     from, base_dir);
+			else
+				rc = copy_file(from, to, err);
+		}
 		free(from);
 		free(to);
 	}

@@ -248,7 +248,8 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 
 	*out = NULL;
 	f->path = cr_xstrdup(path);
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO or device must not block the open (refused just below) */
+	f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (f->fd < 0) {
 		cr_fail(err, CR_E_IO, "%s: cannot open: %s", path, strerror(errno));
 		goto done;
@@ -473,7 +474,14 @@ int cr_st_writer_open(const char *path, const struct cr_st_entry *plan, size_t n
 	memset(hdr + 8 + len, ' ', padded - len);
 	for (size_t i = 0; i < n; i++)
 		w->offset[i] += 8 + padded;
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A fresh file, never through what is there: a symbolic link or a hard
+	 * link at path must not let the writer touch a file elsewhere. */
+	if (unlink(path) < 0 && errno != ENOENT) {
+		free(hdr);
+		cr_fail(err, CR_E_IO, "%s: cannot replace: %s", path, strerror(errno));
+		goto done;
+	}
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (w->fd < 0) {
 		free(hdr);
 		cr_fail(err, CR_E_IO, "%s: cannot create: %s", path, strerror(errno));

@@ -34,8 +34,11 @@
 
 #define DEFAULT_CHUNK (256u * 1024u)
 #define MAX_CHUNK (64u * 1024u * 1024u)
-#define BATCH_ITEMS 64
-#define BATCH_BYTES (128ull << 20)
+/* A batch ends in a barrier; big batches keep threads from idling there
+ * (which costs most on a busy machine) at the price of coarser progress
+ * and cancellation (one batch, about half a second at page-cache speed). */
+#define BATCH_ITEMS 256
+#define BATCH_BYTES (512ull << 20)
 
 const char *cr_stats_status_name(enum cr_stats_status st)
 {
@@ -195,7 +198,9 @@ static int plan_tensor(struct scan *sc, size_t ti, struct plan *pl)
 			cmp[ncmp++] = i;
 			if (cache) {
 				struct cr_stats_key k = { bt->name, bsrc, 1, &psrc[ncmp - 1] };
-				if (cache->ops->get_pair(cache->self, &k, &p->s, &err) == 1 && p->s.nelem == bt->nelem) {
+				/* a record without a histogram does not serve a scan that wants one */
+				if (cache->ops->get_pair(cache->self, &k, &p->s, &err) == 1 && p->s.nelem == bt->nelem &&
+				    (p->s.has_hist || sc->opt->skip_histograms)) {
 					p->status = p->s.identical ? CR_STATS_IDENTICAL : CR_STATS_OK;
 					p->cached = 1;
 					cr_stats_derive(p);
@@ -374,7 +379,8 @@ static void read_item(struct scan *sc, const struct item *it, struct slot *sl, s
 	uint64_t bcols = 1;
 	cr_tensor_cols(bt, &bcols);
 	struct sk_in bin = { bt->dtype, rb, ot->bgrid, (size_t)bcols };
-	sk_chunk(&bin, tb->in, na, tb->eq, first, n, ot->pl->agree, &tb->sk, &sl->b, sl->pp, &sl->agree);
+	sk_chunk(&bin, tb->in, na, tb->eq, first, n, ot->pl->agree, !sc->opt->skip_histograms, &tb->sk, &sl->b, sl->pp,
+		 &sl->agree);
 }
 
 static void put_results(struct scan *sc, struct open_tensor *ot)
@@ -393,7 +399,7 @@ static void put_results(struct scan *sc, struct open_tensor *ot)
 			p->note = fmt_note("%s", ot->fail);
 			continue;
 		}
-		sk_acc_finish(&ot->acc[i], &ot->base, bt->nelem, &p->s);
+		sk_acc_finish(&ot->acc[i], &ot->base, bt->nelem, !sc->opt->skip_histograms, &p->s);
 		p->status = p->s.identical ? CR_STATS_IDENTICAL : CR_STATS_OK;
 		cr_stats_derive(p);
 		if (cache) {
@@ -466,8 +472,8 @@ static int run_plans(struct scan *sc, struct plan *plans, size_t nplans, cr_erro
 		tb[t].in = cr_xcalloc(sc->npar, sizeof *tb[t].in);
 		tb[t].eq = cr_xcalloc(sc->npar, sizeof *tb[t].eq);
 	}
-	struct item items[BATCH_ITEMS];
-	struct slot slots[BATCH_ITEMS];
+	struct item *items = cr_xcalloc(BATCH_ITEMS, sizeof *items);
+	struct slot *slots = cr_xcalloc(BATCH_ITEMS, sizeof *slots);
 	for (int i = 0; i < BATCH_ITEMS; i++)
 		slots[i].pp = cr_xcalloc(sc->npar ? sc->npar : 1, sizeof *slots[i].pp);
 	/* Tensors whose chunks are in flight, oldest first. */
@@ -535,6 +541,8 @@ static int run_plans(struct scan *sc, struct plan *plans, size_t nplans, cr_erro
 	free(open);
 	for (int i = 0; i < BATCH_ITEMS; i++)
 		free(slots[i].pp);
+	free(slots);
+	free(items);
 	for (int t = 0; t < sc->nth; t++) {
 		free(tb[t].raw);
 		sk_scratch_free(&tb[t].sk);

@@ -36,7 +36,7 @@
 #define ENDIAN_MARK 0x01020304u
 #define KIND_PAIR 1
 #define KIND_AGREE 2
-#define SUMS_WORDS (15 + CR_STATS_HIST_BINS)
+#define SUMS_WORDS (16 + CR_STATS_HIST_BINS)
 
 struct rec {
 	uint8_t kind;
@@ -74,6 +74,7 @@ static void sums_pack(const struct cr_stats_sums *s, uint64_t *w)
 	size_t k = 0;
 	double d[] = { s->base_sq, s->sum_bb, s->sum_pp, s->sum_pb, s->sum_dd, s->sum_absd, s->max_absd, s->hist_width };
 	w[k++] = s->identical;
+	w[k++] = s->has_hist;
 	w[k++] = s->nelem;
 	w[k++] = s->n;
 	w[k++] = s->nan;
@@ -92,6 +93,7 @@ static void sums_unpack(const uint64_t *w, struct cr_stats_sums *s)
 	double d[8];
 	memset(s, 0, sizeof *s);
 	s->identical = w[k++] != 0;
+	s->has_hist = w[k++] != 0;
 	s->nelem = w[k++];
 	s->n = w[k++];
 	s->nan = w[k++];

@@ -55,54 +55,90 @@ void sk_scratch_free(struct sk_scratch *s)
 
 /* E4M3 by bit placement: sign and the 7 low bits go where an f32 with
  * exponent bias 127 keeps them, which is the value times 2^-120 (exact,
- * subnormals included); 0x7F/0xFF are NaN.  The final multiply by the block
- * scale is the one rounding, as in e4m3(q) * scale_inv. */
-SK_INLINE void e4m3_run(const uint8_t *restrict q, float s, size_t n, float *restrict out)
+ * subnormals included); 0x7F/0xFF are NaN.  The multiply by the block scale
+ * (times 2^120, exact for scales below 2^7) is the one rounding, as in
+ * e4m3(q) * scale_inv.  Returns nonzero when a NaN may have been made. */
+SK_INLINE uint32_t e4m3_run(const uint8_t *restrict q, float s, size_t n, float *restrict out)
 {
+	if (fabsf(s) < 0x1p7f) {
+		float s120 = s * 0x1p120f;
+		uint8_t nan = 0;
+#pragma omp simd reduction(| : nan)
+		for (size_t j = 0; j < n; j++)
+			nan |= (uint8_t)((q[j] & 0x7fu) + 1u); /* bit 7 set only for 0x7F */
+		for (size_t j = 0; j < n; j++) {
+			uint32_t b = q[j];
+			uint32_t u = ((b & 0x7fu) << 20) | ((b & 0x80u) << 24);
+			u = (b & 0x7fu) == 0x7fu ? 0x7fc00000u : u;
+			float f;
+			memcpy(&f, &u, sizeof f);
+			out[j] = f * s120;
+		}
+		return nan >> 7;
+	}
 	for (size_t j = 0; j < n; j++) {
 		uint32_t b = q[j];
 		uint32_t u = ((b & 0x7fu) << 20) | ((b & 0x80u) << 24);
-		u = (b & 0x7fu) == 0x7fu ? 0x7fc00000u : u; /* NaN stays NaN below */
+		u = (b & 0x7fu) == 0x7fu ? 0x7fc00000u : u;
 		float f;
 		memcpy(&f, &u, sizeof f);
 		out[j] = f * 0x1p120f * s;
 	}
+	return 1; /* a huge or non-finite scale: let the caller look */
 }
 
-SK_INLINE void bf16_run(const uint16_t *restrict h, size_t n, float *restrict out)
+/* Returns nonzero when a value may be NaN or Inf (all-ones exponent). */
+SK_INLINE uint32_t bf16_run(const uint16_t *restrict h, size_t n, float *restrict out)
 {
+	uint32_t acc = 0;
+#pragma omp simd reduction(| : acc)
 	for (size_t j = 0; j < n; j++) {
 		uint32_t u = (uint32_t)h[j] << 16;
+		acc |= (u & 0x7f800000u) + 0x00800000u;
 		float f;
 		memcpy(&f, &u, sizeof f);
 		out[j] = f;
 	}
+	return acc >> 31;
+}
+
+/* Nonzero when one of m floats is NaN or Inf. */
+SK_INLINE uint32_t any_nonfinite(const float *restrict v, size_t m)
+{
+	/* An all-ones exponent carries into bit 31 when one is added to it. */
+	uint32_t acc = 0;
+#pragma omp simd reduction(| : acc)
+	for (size_t j = 0; j < m; j++) {
+		uint32_t u;
+		memcpy(&u, &v[j], sizeof u);
+		acc |= (u & 0x7f800000u) + 0x00800000u;
+	}
+	return acc >> 31;
 }
 
 /* Elements [first, first+n) of a tensor; in->raw is the chunk holding them,
- * starting at element `chunk_first`. */
-SK_INLINE void convert(const struct sk_in *in, uint64_t chunk_first, uint64_t first, size_t n, float *restrict out)
+ * starting at element `chunk_first`.  Returns nonzero when some value may
+ * be NaN or Inf (zero means none is). */
+SK_INLINE uint32_t convert(const struct sk_in *in, uint64_t chunk_first, uint64_t first, size_t n,
+			   float *restrict out)
 {
 	size_t esz = cr_dtype_bits(in->dt) / 8;
 	const uint8_t *raw = (const uint8_t *)in->raw + (first - chunk_first) * esz;
 
-	if (in->dt == CR_DT_BF16 && !in->grid) {
-		bf16_run((const uint16_t *)raw, n, out);
-		return;
-	}
-	if (in->dt == CR_DT_F32 && !in->grid) {
-		memcpy(out, raw, n * sizeof *out);
-		return;
-	}
+	if (in->dt == CR_DT_BF16 && !in->grid)
+		return bf16_run((const uint16_t *)raw, n, out);
+	if (in->dt == CR_DT_F8_E4M3 && !in->grid)
+		return e4m3_run(raw, 1.0f, n, out);
 	if (!in->grid) {
-		if (in->dt == CR_DT_F8_E4M3)
-			e4m3_run(raw, 1.0f, n, out);
+		if (in->dt == CR_DT_F32)
+			memcpy(out, raw, n * sizeof *out);
 		else
 			cr_convert_to_f32(in->dt, raw, out, n);
-		return;
+		return any_nonfinite(out, n);
 	}
 	/* Block scales: runs that stay within one 128-column block of a row. */
 	size_t cols = in->cols, scols = cr_fp8_scale_dim(cols);
+	uint32_t bad = 0;
 	if (in->dt != CR_DT_F8_E4M3)
 		cr_convert_to_f32(in->dt, raw, out, n);
 	for (size_t done = 0; done < n;) {
@@ -115,13 +151,15 @@ SK_INLINE void convert(const struct sk_in *in, uint64_t chunk_first, uint64_t fi
 			run = n - done;
 		float s = in->grid[(r / CR_FP8_BLOCK) * scols + c / CR_FP8_BLOCK];
 		if (in->dt == CR_DT_F8_E4M3) {
-			e4m3_run(raw + done, s, run, out + done);
+			bad |= e4m3_run(raw + done, s, run, out + done);
 		} else {
 			for (size_t j = 0; j < run; j++)
 				out[done + j] *= s;
+			bad = 1;
 		}
 		done += run;
 	}
+	return bad ? any_nonfinite(out, n) : 0;
 }
 
 struct sums {
@@ -186,19 +224,23 @@ SK_INLINE void pair_loop_finite(const float *restrict fb, const float *restrict 
 	*out = (struct sums){ m, 0, 0, 0, pp, pb, dd, absd, mx };
 }
 
-/* Nonzero when one of m floats is NaN or Inf. */
-SK_INLINE size_t count_nonfinite(const float *restrict v, size_t m)
+/* Sums only, for scans without histograms: half the work per element. */
+SK_INLINE void sums_loop_finite(const float *restrict fb, const float *restrict fp, size_t m, struct sums *out)
 {
-	/* An all-ones exponent carries into bit 31 when one is added to it. */
-	uint32_t acc = 0;
-#pragma omp simd reduction(| : acc)
+	double pp = 0, pb = 0, dd = 0, absd = 0, mx = 0;
+#pragma omp simd reduction(+ : pp, pb, dd, absd) reduction(max : mx)
 	for (size_t j = 0; j < m; j++) {
-		uint32_t u;
-		memcpy(&u, &v[j], sizeof u);
-		acc |= (u & 0x7f800000u) + 0x00800000u;
+		double pd = fp[j], bd = fb[j];
+		double d = pd - bd, ad = fabs(d);
+		pp += pd * pd;
+		pb += pd * bd;
+		dd += d * d;
+		absd += ad;
+		mx = ad > mx ? ad : mx;
 	}
-	return acc >> 31;
+	*out = (struct sums){ m, 0, 0, 0, pp, pb, dd, absd, mx };
 }
+
 
 SK_INLINE void bin_loop(const float *restrict fb, const float *restrict fp, size_t m, double inv,
 			uint32_t *restrict idx)
@@ -277,7 +319,7 @@ static int pow2_above_exp(double x)
 
 SK_CLONES
 void sk_chunk(const struct sk_in *base, const struct sk_in *par, size_t npar, const int *eq, uint64_t first,
-	      size_t n, int agree, struct sk_scratch *s, struct sk_base_part *bp, struct sk_pair_part *pp,
+	      size_t n, int agree, int hist, struct sk_scratch *s, struct sk_base_part *bp, struct sk_pair_part *pp,
 	      uint64_t *agree_count)
 {
 	uint64_t agreed = 0;
@@ -293,10 +335,10 @@ void sk_chunk(const struct sk_in *base, const struct sk_in *par, size_t npar, co
 		size_t m = n - off < SK_SUB ? n - off : SK_SUB;
 		float *restrict fb = s->fb, *restrict fp = s->fp;
 
-		convert(base, first, first + off, m, fb);
+		uint32_t base_bad = convert(base, first, first + off, m, fb);
 		uint64_t nfin = 0, nan = 0, inf = 0;
 		double sq = 0;
-		if (count_nonfinite(fb, m) == 0) {
+		if (!base_bad) {
 			nfin = m;
 #pragma omp simd reduction(+ : sq)
 			for (size_t j = 0; j < m; j++)
@@ -326,16 +368,21 @@ void sk_chunk(const struct sk_in *base, const struct sk_in *par, size_t npar, co
 			if (p->eq)
 				continue;
 			uint32_t *h1 = s->hb + i * SK_SLOTS;
-			convert(&par[i], first, first + off, m, fp);
+			uint32_t par_bad = convert(&par[i], first, first + off, m, fp);
 			double inv = p->has_e ? ldexp(1.0, SK_FINE_BITS - p->e) : 0.0;
 			struct sums r;
-			if (nfin == m && count_nonfinite(fp, m) == 0) {
+			int finite = !base_bad && !par_bad;
+			if (finite && !hist)
+				sums_loop_finite(fb, fp, m, &r);
+			else if (finite)
 				pair_loop_finite(fb, fp, m, inv, s->idx, &r);
-				r.bb = sq;
-			} else {
+			else
 				pair_loop(fb, fp, m, inv, s->idx, &r);
-			}
-			if (r.max > 0 && (!p->has_e || r.max >= ldexp(1.0, p->e))) {
+			if (finite)
+				r.bb = sq;
+			if (!hist) {
+				/* no bins */
+			} else if (r.max > 0 && (!p->has_e || r.max >= ldexp(1.0, p->e))) {
 				int e = pow2_above_exp(r.max);
 				if (p->has_e) {
 					fold32(p->hist, e - p->e);
@@ -345,7 +392,8 @@ void sk_chunk(const struct sk_in *base, const struct sk_in *par, size_t npar, co
 				p->e = e;
 				bin_loop(fb, fp, m, ldexp(1.0, SK_FINE_BITS - e), s->idx);
 			}
-			count_bins(s->idx, m, p->hist, h1);
+			if (hist)
+				count_bins(s->idx, m, p->hist, h1);
 			p->n += r.n;
 			p->nan += r.nan;
 			p->inf += r.inf;
@@ -426,10 +474,13 @@ void sk_acc_add(struct sk_acc *a, const struct sk_pair_part *p, const struct sk_
 		a->hist[k] += h[k];
 }
 
-void sk_acc_finish(const struct sk_acc *a, const struct sk_base_part *base, uint64_t nelem, struct cr_stats_sums *o)
+void sk_acc_finish(const struct sk_acc *a, const struct sk_base_part *base, uint64_t nelem, int hist,
+		   struct cr_stats_sums *o)
 {
 	memset(o, 0, sizeof *o);
 	o->identical = (uint8_t)a->all_eq;
+	/* identical: every finite delta is 0, so the histogram is known */
+	o->has_hist = (uint8_t)(hist || a->all_eq);
 	o->nelem = nelem;
 	o->n = a->n;
 	o->nan = a->nan;
@@ -443,6 +494,8 @@ void sk_acc_finish(const struct sk_acc *a, const struct sk_base_part *base, uint
 	o->sum_dd = a->dd;
 	o->sum_absd = a->absd;
 	o->max_absd = a->max;
+	if (!o->has_hist)
+		return;
 	o->hist[CR_STATS_HIST_SIDE] = a->hist[SK_ZERO];
 	if (!a->has_e || !(a->max > 0))
 		return;

@@ -67,9 +67,10 @@ void sk_scratch_free(struct sk_scratch *s);
  * parent's chunk bytes equal the base's (and its scales do too): it is not
  * converted and its part only gets eq = 1.  With agree set, *agree counts
  * the elements whose deltas have no conflicting signs across the parents.
+ * Without hist no bins are counted (the sums are the same).
  */
 void sk_chunk(const struct sk_in *base, const struct sk_in *par, size_t npar, const int *eq, uint64_t first,
-	      size_t n, int agree, struct sk_scratch *s, struct sk_base_part *bp, struct sk_pair_part *pp,
+	      size_t n, int agree, int hist, struct sk_scratch *s, struct sk_base_part *bp, struct sk_pair_part *pp,
 	      uint64_t *agree_count);
 
 /* A tensor's running totals for one parent. */
@@ -83,6 +84,7 @@ struct sk_acc {
 void sk_acc_init(struct sk_acc *a);
 void sk_acc_add(struct sk_acc *a, const struct sk_pair_part *p, const struct sk_base_part *b);
 /* Into cache-ready sums (base totals given separately). */
-void sk_acc_finish(const struct sk_acc *a, const struct sk_base_part *base, uint64_t nelem, struct cr_stats_sums *out);
+void sk_acc_finish(const struct sk_acc *a, const struct sk_base_part *base, uint64_t nelem, int hist,
+		   struct cr_stats_sums *out);
 
 #endif

@@ -49,6 +49,8 @@ int store_fail(struct cr_store *st, cr_error *err, const char *what);
 int store_tx_begin(struct cr_store *st, cr_error *err);
 int store_tx_commit(struct cr_store *st, cr_error *err);
 void store_tx_rollback(struct cr_store *st);
+/* Absolute form of path (malloc'd): realpath when it exists, else joined with the cwd. */
+char *store_absolute(const char *path);
 /* Bind a string or NULL. */
 int store_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Copy of column i (NULL stays NULL). */

@@ -7,9 +7,11 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crucible/kernels.h"
+#include "crucible/recipe.h"
 #include "crucible/run_record.h"
 
 void cr_run_checksum_text(uint64_t sum, char buf[17])
@@ -72,4 +74,35 @@ int cr_run_record_end(struct cr_run_record *rec, int merge_rc, const cr_error *m
 	int64_t tensors = res && merge_rc == 0 ? (int64_t)(res->copied + res->computed) : (int64_t)rec->tensors;
 	double secs = (double)(cr_store_now_ms() - rec->started_ms) / 1000.0;
 	return cr_store_run_finish(rec->st, rec->run, s, bytes, tensors, secs, msg, err);
+}
+
+/* Replace a path as written by its resolved (absolute) form. */
+static void absolutize(char **path, const char *resolved)
+{
+	if (*path && resolved && strcmp(*path, resolved) != 0) {
+		free(*path);
+		*path = cr_xstrdup(resolved);
+	}
+}
+
+char *cr_run_recipe_absolute(const struct cr_run_info *run, cr_error *err)
+{
+	char *file = cr_xmalloc((run->recipe_dir ? strlen(run->recipe_dir) : 1) + 16);
+	sprintf(file, "%s/recipe.yaml", run->recipe_dir ? run->recipe_dir : ".");
+	struct cr_recipe *r;
+	int rc = cr_recipe_parse(run->recipe, strlen(run->recipe), file, &r, NULL, NULL, err);
+	free(file);
+	if (rc < 0)
+		return NULL;
+	absolutize(&r->base, r->base_resolved);
+	for (size_t i = 0; i < r->nmodels; i++)
+		absolutize(&r->models[i].path, r->models[i].resolved);
+	for (size_t i = 0; i < r->nslices; i++)
+		for (size_t j = 0; j < r->slices[i].nsources; j++)
+			absolutize(&r->slices[i].sources[j].path, r->slices[i].sources[j].resolved);
+	char *y = cr_recipe_to_yaml(r);
+	cr_recipe_free(r);
+	if (!y)
+		cr_fail(err, CR_E_RECIPE, "run %lld: its recipe cannot be written back", (long long)run->id);
+	return y;
 }

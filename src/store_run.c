@@ -6,8 +6,8 @@
  *
  * Output tensors arrive from the engine's callback, possibly on another
  * thread, so cr_store_run_tensor only appends to a locked buffer; the owning
- * thread writes the buffer in one transaction (flush, progress, finish), and
- * by itself when the buffer is large and the call comes from the owner.
+ * thread writes the buffer in one transaction (flush, progress, finish; the
+ * run recorder calls progress about once a second).
  * Callers: `crucible merge` (cmd_merge.c), the TUI's run screen, replay.
  */
 #include "config.h"
@@ -85,7 +85,7 @@ int cr_store_run_begin(struct cr_store *st, int64_t session, const char *recipe,
 		"started_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10)";
 	char host[256], boot[64];
 	long long start;
-	char *out_abs = realpath(output, NULL);
+	char *out_abs = store_absolute(output);
 	int64_t event_seq = 0;
 	sqlite3_stmt *s;
 	store_process_identity(host, sizeof host, boot, sizeof boot, &start);
@@ -106,7 +106,7 @@ int cr_store_run_begin(struct cr_store *st, int64_t session, const char *recipe,
 	sqlite3_bind_int64(s, 2, event_seq);
 	store_bind_text(s, 3, recipe ? recipe : "");
 	store_bind_text(s, 4, recipe_dir);
-	store_bind_text(s, 5, out_abs ? out_abs : output);
+	store_bind_text(s, 5, out_abs);
 	sqlite3_bind_int64(s, 6, (int64_t)getpid());
 	if (start > 0)
 		sqlite3_bind_int64(s, 7, start);

@@ -24,8 +24,7 @@
 
 /* ------------------------------------------------------------ checkpoints */
 
-/* Absolute form of path: realpath when it exists, else joined with the cwd. */
-static char *absolute(const char *path)
+char *store_absolute(const char *path)
 {
 	char *r = realpath(path, NULL);
 	if (r)
@@ -44,7 +43,7 @@ int cr_store_checkpoint_id(struct cr_store *st, const char *path, int64_t *id, c
 {
 	static const char ins[] = "INSERT INTO checkpoint (path, seen_ms) VALUES (?1, ?2) ON CONFLICT (path) DO NOTHING";
 	static const char sel[] = "SELECT id FROM checkpoint WHERE path = ?1";
-	char *abs = absolute(path);
+	char *abs = store_absolute(path);
 	int rc = -1;
 	sqlite3_stmt *s;
 	if (store_tx_begin(st, err) < 0)
@@ -474,8 +473,9 @@ static int same(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-int cr_store_set_batch(struct cr_store *st, int64_t session, const struct cr_change *ch, size_t n,
-		       struct cr_state *state, cr_error *err)
+/* The batch's first seq goes to *first (0 when nothing changed). */
+static int set_batch(struct cr_store *st, int64_t session, const struct cr_change *ch, size_t n,
+		     struct cr_state *state, int64_t *first, cr_error *err)
 {
 	int nmodels;
 	int64_t seq, batch;
@@ -486,6 +486,7 @@ int cr_store_set_batch(struct cr_store *st, int64_t session, const struct cr_cha
 	if (session_models(st, session, &nmodels, err) < 0 || next_seq(st, session, &seq, err) < 0)
 		goto fail;
 	batch = seq;
+	*first = 0;
 	for (size_t i = 0; i < n; i++) {
 		char *old;
 		if (cr_state_canonical(ch[i].scope, ch[i].model, nmodels, ch[i].key, ch[i].value, &canon[i], err) < 0 ||
@@ -495,6 +496,7 @@ int cr_store_set_batch(struct cr_store *st, int64_t session, const struct cr_cha
 			free(old);
 			continue;
 		}
+		*first = batch;
 		rc = insert_event(st, session, seq++, CR_EV_SET, batch, 0, ch[i].scope, ch[i].model, ch[i].key, old,
 				  canon[i], err);
 		free(old);
@@ -517,17 +519,22 @@ out:
 	return rc;
 }
 
+int cr_store_set_batch(struct cr_store *st, int64_t session, const struct cr_change *ch, size_t n,
+		       struct cr_state *state, cr_error *err)
+{
+	int64_t first;
+	return set_batch(st, session, ch, n, state, &first, err);
+}
+
 int cr_store_set(struct cr_store *st, int64_t session, const char *scope, int model, const char *key,
 		 const char *value, struct cr_state *state, int64_t *seq, cr_error *err)
 {
 	struct cr_change c = { scope, model, key, value };
-	int64_t before = 0;
-	if (seq && next_seq(st, session, &before, err) < 0)
-		return -1;
-	if (cr_store_set_batch(st, session, &c, 1, state, err) < 0)
+	int64_t first;
+	if (set_batch(st, session, &c, 1, state, &first, err) < 0)
 		return -1;
 	if (seq)
-		*seq = before; /* a concurrent writer may have taken it; then this is approximate */
+		*seq = first;
 	return 0;
 }
 

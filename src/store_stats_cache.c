@@ -84,15 +84,17 @@ static void sums_to_store(const struct cr_stats_sums *a, struct cr_store_sums *b
 	b->sum_absd = a->sum_absd;
 	b->max_absd = a->max_absd;
 	b->hist_width = a->hist_width;
-	b->nbins = CR_STATS_HIST_BINS;
+	/* a record scanned without histograms stores no bins */
+	b->nbins = a->has_hist ? CR_STATS_HIST_BINS : 0;
 	memcpy(b->hist, a->hist, sizeof a->hist);
 }
 
 static int sums_from_store(const struct cr_store_sums *b, struct cr_stats_sums *a)
 {
-	if (b->nbins != CR_STATS_HIST_BINS)
+	if (b->nbins != CR_STATS_HIST_BINS && b->nbins != 0)
 		return 0; /* another layout: a miss */
 	memset(a, 0, sizeof *a);
+	a->has_hist = b->nbins == CR_STATS_HIST_BINS;
 	a->identical = (uint8_t)b->identical;
 	a->nelem = b->nelem;
 	a->n = b->n;

@@ -255,7 +255,10 @@ static struct ref check_pair(const struct cr_ckpt *bc, const struct cr_ckpt *pc,
 	if (eq) {
 		ck_assert(p->rel == 0 && p->cosine == 1 && p->max_abs == 0);
 	}
-	check_hist(p, b, pv, bt->nelem, r.mx, name);
+	if (p->s.has_hist)
+		check_hist(p, b, pv, bt->nelem, r.mx, name);
+	else
+		ck_assert_msg(!eq, "%s: identical pair without its (known) histogram", name);
 	free(b);
 	free(pv);
 	return r;
@@ -851,6 +854,57 @@ START_TEST(cache_is_keyed_by_file_identity)
 }
 END_TEST
 
+/* Without histograms: the same statistics, no bins; and a cached record
+ * without bins does not serve a scan that wants them. */
+START_TEST(skip_histograms)
+{
+	char *d = tmpdir();
+	struct cr_ckpt *bc = open_path(fixture("models/dsv3/v3-base"));
+	struct cr_ckpt *ps[2] = { open_path(fixture("models/dsv3/r1")), open_path(fixture("models/dsv3/r1-0528")) };
+	struct cr_stats_cache cache;
+	cr_error err;
+	ck_assert_msg(cr_stats_cache_file_open(d, &cache, &err) == 0, "%s", err.msg);
+	struct cr_stats_options o = { .threads = 2, .chunk_elems = 2048, .skip_histograms = 1, .cache = &cache };
+	struct cr_stats *s = scan(bc, ps, 2, &o);
+	size_t nohist = 0;
+	for (size_t i = 0; i < s->ntensors; i++) {
+		for (size_t k = 0; k < 2; k++) {
+			const struct cr_stats_pair *p = &s->tensors[i].pairs[k];
+			check_pair(bc, ps[k], &s->tensors[i], k);
+			ck_assert_int_eq(p->s.has_hist, p->status == CR_STATS_IDENTICAL);
+			nohist += !p->s.has_hist;
+			for (int b = 0; b < CR_STATS_HIST_BINS && !p->s.has_hist; b++)
+				ck_assert_uint_eq(p->s.hist[b], 0);
+		}
+		check_agree(bc, ps, 2, &s->tensors[i]);
+	}
+	ck_assert_uint_gt(nohist, 0);
+	cr_stats_free(s);
+	s = scan(bc, ps, 2, &o); /* cached */
+	ck_assert_uint_eq(s->bytes_read, 0);
+	cr_stats_free(s);
+	o.skip_histograms = 0;
+	s = scan(bc, ps, 2, &o); /* wants bins: the records without them miss */
+	ck_assert_uint_gt(s->bytes_read, 0);
+	for (size_t i = 0; i < s->ntensors; i++)
+		for (size_t k = 0; k < 2; k++) {
+			ck_assert(s->tensors[i].pairs[k].s.has_hist);
+			check_pair(bc, ps[k], &s->tensors[i], k);
+		}
+	cr_stats_free(s);
+	o.skip_histograms = 1;
+	s = scan(bc, ps, 2, &o); /* records with bins serve a scan without */
+	ck_assert_uint_eq(s->bytes_read, 0);
+	cr_stats_free(s);
+	cr_stats_cache_close(&cache);
+	cr_ckpt_close(ps[0]);
+	cr_ckpt_close(ps[1]);
+	cr_ckpt_close(bc);
+	rm_rf(d);
+	free(d);
+}
+END_TEST
+
 static int only_experts(const struct cr_tensor *t, void *user)
 {
 	(void)user;
@@ -902,6 +956,7 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, cache_second_scan_reads_nothing);
 	tcase_add_test(tc, cache_is_keyed_by_file_identity);
 	tcase_add_test(tc, select_scans_only_selected);
+	tcase_add_test(tc, skip_histograms);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -454,9 +454,12 @@ START_TEST(test_undo_redo)
 	ck_assert_int_eq(cr_store_set(st, sid, "*", 0, "weight", "1", &s, NULL, &err), 0);
 	struct cr_change batch[] = { { "*", 1, "weight", "0.5" }, { "*", 0, "weight", "0.25" } };
 	ck_assert_int_eq(cr_store_set_batch(st, sid, batch, 2, &s, &err), 0);
-	ck_assert_int_eq(cr_store_set(st, sid, "*", 0, "weight", "0.75", &s, NULL, &err), 0);
+	int64_t seq;
+	ck_assert_int_eq(cr_store_set(st, sid, "*", 0, "weight", "0.75", &s, &seq, &err), 0);
+	ck_assert_int_eq(seq, 4);
 	/* a no-op change is not an event */
-	ck_assert_int_eq(cr_store_set(st, sid, "*", 0, "weight", "0.750", &s, NULL, &err), 0);
+	ck_assert_int_eq(cr_store_set(st, sid, "*", 0, "weight", "0.750", &s, &seq, &err), 0);
+	ck_assert_int_eq(seq, 0);
 	ck_assert_int_eq(cr_store_undo_depth(st, sid, &u, &r, &err), 0);
 	ck_assert_int_eq(u, 3);
 	ck_assert_int_eq(r, 0);

@@ -29,6 +29,8 @@ out=$(env -u XDG_CACHE_HOME HOME="$tmp/home" "$CRUCIBLE" demo --no-open) || fail
 [ $rc -eq 2 ] || fail "extra argument exited $rc, want 2"
 "$CRUCIBLE" demo --help | grep -q -- "--no-open" || fail "--help does not list --no-open"
 
+"$CRUCIBLE" demo --dir "" --no-open >/dev/null 2>&1; rc=$?
+[ $rc -eq 1 ] || fail "empty --dir exited $rc, want 1"
 mkdir "$tmp/mine" && echo data >"$tmp/mine/file"
 err=$("$CRUCIBLE" demo --dir "$tmp/mine" --force --no-open 2>&1 >/dev/null); rc=$?
 [ $rc -eq 1 ] || fail "occupied folder exited $rc, want 1"

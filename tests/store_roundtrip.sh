@@ -47,6 +47,15 @@ PY
 	while read -r f; do cmp -s "$out.a/$f" "$out.b/$f" || { echo "  $case: $f differs"; same=0; }; done <"$tmp/files.a"
 	t "$case: outputs byte-identical" '[ $same -eq 1 ]'
 	t "$case: both have a model card" '[ -f "$out.a/README.md" ] && [ -f "$out.b/README.md" ]'
+	# the recorded run's recipe, exported and merged from another folder, gives the same bytes too
+	mkdir -p "$tmp/elsewhere"
+	run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_list"][0]["id"])' "$tmp/show.json")
+	S export "$sid" --run "$run" -o "$tmp/elsewhere/run.yaml"; t "$case: export --run" '[ $? -eq 0 ]'
+	"$CRUCIBLE" merge "$tmp/elsewhere/run.yaml" -o "$out.r" --no-record >"$tmp/log" 2>&1
+	t "$case: merge of the run's recipe exits 0" '[ $? -eq 0 ]' || cat "$tmp/log"
+	same=1
+	while read -r f; do cmp -s "$out.a/$f" "$out.r/$f" || { echo "  $case: $f differs (run recipe)"; same=0; }; done <"$tmp/files.a"
+	t "$case: run recipe reproduces the output" '[ $same -eq 1 ]'
 	# the output is right, by the independent reference
 	python3 "$FIXTURES/../tools/check_merge.py" "$FIXTURES/expected/$case" "$out.a" >"$tmp/check" 2>&1
 	t "$case: check_merge.py passes" '[ $? -eq 0 ]' || tail -3 "$tmp/check"

@@ -55,6 +55,13 @@ struct cr_ckpt {
 int cr_ckpt_open(const char *path, struct cr_ckpt **out, cr_error *err);
 void cr_ckpt_close(struct cr_ckpt *c);
 const struct cr_tensor *cr_ckpt_find(const struct cr_ckpt *c, const char *name);
+/*
+ * Whether file (named inside folder dir) resolves inside dir, following
+ * symbolic links: links within the folder are fine, and so are links from a
+ * Hugging Face cache snapshot (.../snapshots/REV) into that cache's blobs/.
+ * A file that does not resolve (missing) counts as inside: opening reports it.
+ */
+int cr_path_inside(const char *dir, const char *file);
 /* Natural-order comparison of tensor names. */
 int cr_natural_cmp(const char *a, const char *b);
 

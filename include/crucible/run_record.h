@@ -37,6 +37,10 @@ void cr_run_record_tensor(void *rec, const char *name, enum cr_decision d, int p
  * res may be NULL when the merge failed. */
 int cr_run_record_end(struct cr_run_record *rec, int merge_rc, const cr_error *merge_err,
 		      const struct cr_merge_result *res, cr_error *err);
+/* A run's recorded recipe, rewritten by the recipe writer with every model
+ * path absolute (resolved against the folder it ran from), so it reproduces
+ * the run from anywhere.  Malloc'd; NULL with err when it does not parse. */
+char *cr_run_recipe_absolute(const struct cr_run_info *run, cr_error *err);
 /* The text stored as a tensor's checksum: 16 hex digits. */
 void cr_run_checksum_text(uint64_t sum, char buf[17]);
 

@@ -39,7 +39,15 @@
  *
  * Threads: cr_stats_scan runs on the caller's thread (a TUI calls it from
  * its worker) and uses OpenMP inside.  Both callbacks and every cache call
- * happen on that same thread, never on an OpenMP worker.
+ * happen on that same thread, never on an OpenMP worker.  The results are
+ * written by that thread while it scans: a UI thread should copy what it
+ * needs inside on_tensor (under its own lock) rather than read *out while
+ * the scan runs.  Progress comes between batches of up to 512 MiB, so a
+ * cancel takes effect within about half a second at page-cache speed.
+ *
+ * A typical TUI use: scan everything with skip_histograms = 1 (half the
+ * arithmetic) and the cache; for the detail view, scan the one selected
+ * tensor (select callback) with histograms.
  */
 #ifndef CRUCIBLE_STATS_H
 #define CRUCIBLE_STATS_H
@@ -79,6 +87,7 @@ const char *cr_stats_status_name(enum cr_stats_status s);
  * store: everything else is derived from it. */
 struct cr_stats_sums {
 	uint8_t identical;
+	uint8_t has_hist;	   /* hist and hist_width are filled in */
 	uint64_t nelem;		   /* elements of the tensor */
 	uint64_t n;		   /* elements where P and B are both finite */
 	uint64_t nan, inf;	   /* in P */
@@ -197,6 +206,10 @@ struct cr_stats_options {
 	cr_stats_progress_fn progress;
 	cr_stats_tensor_fn on_tensor;
 	void *user; /* passed to the three callbacks */
+	/* Leave the histograms out (has_hist = 0 except for identical pairs):
+	 * the bins are about half the arithmetic of a scan.  A TUI can scan
+	 * without them and scan one tensor with them for its detail view. */
+	int skip_histograms;
 };
 
 /*

@@ -15,8 +15,10 @@
  * and marks runs left `running` by a process that no longer exists as
  * `interrupted` (cr_store_recovered tells how many).
  *
- * Sessions and events: store_session.c; state replay: state.h; statistics
- * cache: store_stats.c; runs: store_run.c.
+ * Files: store.c (connection, schema, migrations, recovery), store_session.c
+ * (checkpoints, sessions, events, replay), store_run.c (runs),
+ * store_stats.c and store_stats_cache.c (statistics cache), store_record.c
+ * (recording a merge: run_record.h).  The parameter state: state.h.
  */
 #ifndef CRUCIBLE_STORE_H
 #define CRUCIBLE_STORE_H

@@ -276,6 +276,8 @@ static json_t *pair_json(const struct cr_stats_pair *p)
 	json_object_set_new(o, "inf", json_integer((json_int_t)p->s.inf));
 	json_object_set_new(o, "base_nan", json_integer((json_int_t)p->s.base_nan));
 	json_object_set_new(o, "base_inf", json_integer((json_int_t)p->s.base_inf));
+	if (!p->s.has_hist)
+		return o;
 	json_t *h = json_object(), *edges = json_array(), *counts = json_array();
 	double e[CR_STATS_HIST_BINS + 1];
 	cr_stats_hist_edges(p->s.hist_width, e);
@@ -492,6 +494,8 @@ int cmd_diff(int argc, char **argv)
 		.select = select_tensor,
 		.progress = tty ? show_progress : NULL,
 		.user = &o,
+		/* only the per-tensor JSON shows histograms */
+		.skip_histograms = !(o.fmt == FMT_JSON && o.by == BY_TENSOR),
 	};
 	int sr = cr_stats_scan(base, (const struct cr_ckpt *const *)parents, np, &so, &s, &err);
 	if (tty)

@@ -16,6 +16,7 @@
 #include "crucible/engine.h"
 #include "crucible/format.h"
 #include "crucible/recipe.h"
+#include "crucible/run_record.h"
 
 static void merge_usage(FILE *out)
 {
@@ -28,6 +29,9 @@ static void merge_usage(FILE *out)
 		"  -s, --shard-size S  bytes per shard, e.g. 5GB (default), 500MB, 2GiB\n"
 		"  -r, --resume        keep verified shards of an interrupted run in OUT.partial\n"
 		"  -f, --force         replace an existing OUT\n"
+		"      --no-record     do not record the run in the session database\n"
+		"      --session ID    record the run in this session (default: a new session from the recipe)\n"
+		"      --db PATH       session database (default $CRUCIBLE_DB, else $XDG_DATA_HOME/crucible/sessions.db)\n"
 		"methods:\n");
 	for (int m = 0; m < CR_M__COUNT; m++)
 		fprintf(out, "  %-17s %s\n", cr_method_info(m)->name, cr_method_info(m)->desc);
@@ -108,6 +112,57 @@ static void print_plan(const struct cr_plan *p)
 	printf("total output %s\n", b);
 }
 
+/* ---- recording the run in the session store (issue 5) ---- */
+
+/* Open the store and begin a run for this recipe: in session `session` (an id
+ * or a name), else in a new session made from the recipe.  A store that
+ * cannot be used is a warning: the merge matters more than its record. */
+static struct cr_store *record_begin(const char *db, const char *session, const char *recipe_path, const char *out,
+				     struct cr_run_record *rec)
+{
+	cr_error err = { 0 };
+	struct cr_store *st = NULL;
+	int64_t sid = 0;
+	char *text = NULL, *dir = NULL;
+	FILE *f = fopen(recipe_path, "rb");
+	size_t len = 0, cap = 0;
+	if (f) {
+		size_t n;
+		do {
+			text = cr_xrealloc(text, (cap += 65536) + 1);
+			n = fread(text + len, 1, cap - len, f);
+			len += n;
+		} while (n > 0 && len == cap);
+		fclose(f);
+		text[len] = '\0';
+	}
+	if (!text) {
+		cli_error("warning: %s: cannot read the recipe again; the run is not recorded", recipe_path);
+		return NULL;
+	}
+	char *real = realpath(recipe_path, NULL);
+	dir = cr_xstrdup(real ? real : recipe_path);
+	free(real);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	if (cr_store_open(db, &st, &err) < 0 ||
+	    (session ? cr_store_session_find(st, session, &sid, &err)
+		     : cr_store_session_import(st, text, len, recipe_path, NULL, &sid, &err)) < 0 ||
+	    cr_run_record_begin(rec, st, sid, text, dir, out, &err) < 0) {
+		cli_error("warning: %s; the run is not recorded (use --no-record to skip recording)", err.msg);
+		cr_store_close(st);
+		st = NULL;
+	} else if (isatty(2)) {
+		fprintf(stderr, "recording as run %lld of session %lld\n", (long long)rec->run, (long long)sid);
+	}
+	free(text);
+	free(dir);
+	return st;
+}
+
 int cmd_merge(int argc, char **argv)
 {
 	static const struct option opts[] = { { "output", required_argument, NULL, 'o' },
@@ -117,8 +172,12 @@ int cmd_merge(int argc, char **argv)
 					      { "resume", no_argument, NULL, 'r' },
 					      { "force", no_argument, NULL, 'f' },
 					      { "help", no_argument, NULL, 'h' },
+					      { "no-record", no_argument, NULL, 'R' },
+					      { "session", required_argument, NULL, 'S' },
+					      { "db", required_argument, NULL, 'D' },
 					      { NULL, 0, NULL, 0 } };
-	const char *out = NULL;
+	const char *out = NULL, *db = NULL, *session = NULL;
+	int no_record = 0;
 	int threads = 0, dry = 0, resume = 0, force = 0, ch;
 	uint64_t shard = 0;
 	optind = 1;
@@ -155,6 +214,15 @@ int cmd_merge(int argc, char **argv)
 		case 'h':
 			merge_usage(stdout);
 			return EXIT_OK;
+		case 'R':
+			no_record = 1;
+			break;
+		case 'S':
+			session = optarg;
+			break;
+		case 'D':
+			db = optarg;
+			break;
 		default:
 			merge_usage(stderr);
 			return EXIT_USAGE;
@@ -190,8 +258,24 @@ int cmd_merge(int argc, char **argv)
 					    .progress = progress_cb,
 					    .warn = warn_cb,
 					    .ctx = &b };
+		/* Session store (issue 5): record the run unless --no-record. */
+		struct cr_run_record rec = { .chain_progress = progress_cb, .chain_ctx = &b };
+		struct cr_store *st = no_record ? NULL : record_begin(db, session, argv[optind], out, &rec);
+		if (st) {
+			mo.progress = cr_run_record_progress;
+			mo.tensor_done = cr_run_record_tensor;
+			mo.ctx = &rec;
+		}
 		struct cr_merge_result res;
 		int mrc = cr_merge_run(p, &mo, &res, &err);
+		if (st) {
+			cr_error rerr = { 0 };
+			/* After a failed merge its error is the one line to show (a full disk
+			 * fails both); the run then reads as interrupted at the next open. */
+			if (cr_run_record_end(&rec, mrc, &err, mrc == 0 ? &res : NULL, &rerr) < 0 && mrc == 0)
+				cli_error("warning: %s", rerr.msg);
+			cr_store_close(st);
+		}
 		if (b.tty)
 			fputs("\r\033[K", stderr);
 		if (mrc < 0) {

@@ -15,6 +15,10 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "crucible/engine.h"
+#include "crucible/kernels.h"
+#include "crucible/recipe.h"
+#include "crucible/run_record.h"
 #include "crucible/state.h"
 #include "crucible/store.h"
 
@@ -25,6 +29,7 @@ static void sessions_usage(FILE *out)
 		"  list [--json]                      one line per session: id, date, name, base, parents, runs, last status\n"
 		"  show ID [--json]                   parents, the event timeline, the state, runs and their outputs\n"
 		"  export ID [--run N] [-o FILE]      recipe YAML of the session's state, or the recipe that run N ran\n"
+		"                                     (with its model paths made absolute)\n"
 		"  replay ID -o OUT [--run N]         merge again and compare checksums with the recorded run\n"
 		"  diff ID1 ID2                       the parameters that differ\n"
 		"  rm ID                              remove a session with its events and runs\n"
@@ -428,7 +433,10 @@ static int do_export(struct cr_store *st, const struct args *a, int64_t id)
 			cr_run_info_free(&r);
 			return EXIT_FAIL;
 		}
-		int rc = write_text(a->out, r.recipe);
+		/* paths made absolute, so the recipe works wherever it is saved */
+		char *y = cr_run_recipe_absolute(&r, &err);
+		int rc = y ? write_text(a->out, y) : fail(&err);
+		free(y);
 		cr_run_info_free(&r);
 		return rc;
 	}
@@ -591,16 +599,181 @@ static int do_undo_redo(struct cr_store *st, int64_t id, int redo)
 	return EXIT_OK;
 }
 
+struct replayed {
+	char *name, *sum;
+};
+
+static int replayed_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct replayed *)a)->name, ((const struct replayed *)b)->name);
+}
+
+struct replay_ctx {
+	struct replayed *v;
+	size_t n, cap;
+};
+
+static void replay_tensor(void *ctx, const char *name, enum cr_decision d, int parent, uint64_t checksum)
+{
+	struct replay_ctx *r = ctx;
+	char sum[17];
+	(void)d;
+	(void)parent;
+	cr_run_checksum_text(checksum, sum);
+	if (r->n == r->cap)
+		r->v = cr_xrealloc(r->v, (r->cap = r->cap ? 2 * r->cap : 256) * sizeof *r->v);
+	r->v[r->n++] = (struct replayed){ cr_xstrdup(name), cr_xstrdup(sum) };
+}
+
+static void replay_warn(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "crucible: warning: %s\n", msg);
+}
+
+/* The run to replay: --run N, else the session's newest finished run. */
+static int replay_pick(struct cr_store *st, const struct args *a, int64_t id, struct cr_run_info *out)
+{
+	cr_error err = { 0 };
+	if (a->run) {
+		char *end;
+		long long rid = strtoll(a->run, &end, 10);
+		if (!*a->run || *end) {
+			cli_error("sessions replay: --run takes a run number, not '%s'", a->run);
+			return -1;
+		}
+		if (cr_store_run_get(st, rid, out, &err) < 0)
+			return fail(&err), -1;
+		if (out->session != id) {
+			cli_error("sessions replay: run %lld belongs to session %lld", rid, (long long)out->session);
+			cr_run_info_free(out);
+			return -1;
+		}
+		return 0;
+	}
+	struct cr_run_info *runs;
+	size_t n;
+	if (cr_store_runs(st, id, &runs, &n, &err) < 0)
+		return fail(&err), -1;
+	size_t k = n;
+	while (k > 0 && runs[k - 1].status != CR_RUN_DONE)
+		k--;
+	if (k == 0) {
+		cli_error("sessions replay: session %lld has no finished run to replay", (long long)id);
+		cr_run_list_free(runs, n);
+		return -1;
+	}
+	*out = runs[k - 1];
+	memset(&runs[k - 1], 0, sizeof runs[k - 1]);
+	cr_run_list_free(runs, n);
+	return 0;
+}
+
 static int do_replay(struct cr_store *st, const struct args *a, int64_t id)
 {
-	(void)st;
-	(void)id;
+	cr_error err = { 0 };
+	struct cr_run_info run;
 	if (!a->out) {
 		cli_error("sessions replay: -o OUT is required");
 		return EXIT_USAGE;
 	}
-	cli_error("sessions replay: needs the merge engine, which this build does not have yet");
-	return EXIT_FAIL;
+	if (replay_pick(st, a, id, &run) < 0)
+		return EXIT_FAIL;
+	/* the recipe's relative paths resolve against the folder it was run from */
+	char *file = cr_xmalloc((run.recipe_dir ? strlen(run.recipe_dir) : 1) + 16);
+	sprintf(file, "%s/recipe.yaml", run.recipe_dir ? run.recipe_dir : ".");
+	struct cr_recipe *r = NULL;
+	struct cr_plan *p = NULL;
+	if (cr_recipe_parse(run.recipe, strlen(run.recipe), file, &r, replay_warn, NULL, &err) < 0 ||
+	    cr_plan_build(r, &p, replay_warn, NULL, &err) < 0) {
+		cli_error("run %lld: %s", (long long)run.id, err.msg);
+		cr_recipe_free(r);
+		free(file);
+		cr_run_info_free(&run);
+		return EXIT_FAIL;
+	}
+	free(file);
+	struct replay_ctx got = { 0 };
+	struct cr_run_record rec = { .chain_tensor = replay_tensor, .chain_ctx = &got };
+	int recording = cr_run_record_begin(&rec, st, id, run.recipe, run.recipe_dir, a->out, &err) == 0;
+	if (!recording)
+		cli_error("warning: %s; the replay is not recorded", err.msg);
+	struct cr_merge_opts mo = { .out = a->out, .warn = replay_warn };
+	if (recording) {
+		mo.progress = cr_run_record_progress;
+		mo.tensor_done = cr_run_record_tensor;
+		mo.ctx = &rec;
+	} else {
+		mo.tensor_done = replay_tensor;
+		mo.ctx = &got;
+	}
+	struct cr_merge_result res;
+	cr_error merr = { 0 };
+	int mrc = cr_merge_run(p, &mo, &res, &merr);
+	if (recording)
+		cr_run_record_end(&rec, mrc, &merr, mrc == 0 ? &res : NULL, NULL);
+	cr_plan_free(p);
+	cr_recipe_free(r);
+	int rc = EXIT_OK;
+	if (mrc < 0) {
+		cli_error("%s", merr.msg);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	/* compare with the recorded checksums, both in name order */
+	struct cr_run_tensor *want;
+	size_t nwant;
+	if (cr_store_run_tensors(st, run.id, &want, &nwant, &err) < 0) {
+		rc = fail(&err);
+		goto out;
+	}
+	qsort(got.v, got.n, sizeof *got.v, replayed_cmp);
+	size_t i = 0, j = 0, same = 0, differ = 0, missing = 0, extra = 0, shown = 0;
+	while (i < nwant || j < got.n) {
+		int c = i == nwant ? 1 : j == got.n ? -1 : strcmp(want[i].name, got.v[j].name);
+		if (c == 0) {
+			if (want[i].checksum && strcmp(want[i].checksum, got.v[j].sum) == 0) {
+				same++;
+			} else {
+				differ++;
+				if (shown++ < 10)
+					printf("  differs: %s (recorded %s, now %s)\n", want[i].name,
+					       want[i].checksum ? want[i].checksum : "-", got.v[j].sum);
+			}
+			i++;
+			j++;
+		} else if (c < 0) {
+			missing++;
+			if (shown++ < 10)
+				printf("  missing now: %s\n", want[i].name);
+			i++;
+		} else {
+			extra++;
+			if (shown++ < 10)
+				printf("  not in the recorded run: %s\n", got.v[j].name);
+			j++;
+		}
+	}
+	if (nwant == 0) {
+		printf("replayed run %lld into %s: the recorded run has no tensor checksums to compare\n",
+		       (long long)run.id, a->out);
+		rc = EXIT_FAIL;
+	} else if (differ || missing || extra) {
+		printf("replayed run %lld into %s: %zu of %zu tensors match; %zu differ, %zu missing, %zu extra\n",
+		       (long long)run.id, a->out, same, nwant, differ, missing, extra);
+		rc = EXIT_FAIL;
+	} else {
+		printf("replayed run %lld into %s: all %zu tensor checksums match\n", (long long)run.id, a->out, same);
+	}
+	cr_run_tensors_free(want, nwant);
+out:
+	for (size_t k = 0; k < got.n; k++) {
+		free(got.v[k].name);
+		free(got.v[k].sum);
+	}
+	free(got.v);
+	cr_run_info_free(&run);
+	return rc;
 }
 
 /* ---------------------------------------------------------------- dispatch */

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	/* Past a file size limit (ulimit -f) writes must fail with EFBIG and be
+	 * reported, not kill the process with SIGXFSZ and leave no message. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* No subcommand (or only options): the workbench. */
 	if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0 &&
 			 strcmp(argv[1], "--version") != 0 && strcmp(argv[1], "-V") != 0))
