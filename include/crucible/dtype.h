@@ -72,6 +72,9 @@ uint8_t cr_f32_to_e4m3(float f);
 float cr_e5m2_to_f32(uint8_t b);
 uint8_t cr_f32_to_e5m2(float f);
 
+/* dst[i] = e4m3(src[i] / scale): the block-FP8 requantization inner loop. */
+void cr_e4m3_encode_scaled(const float *src, float scale, uint8_t *dst, size_t n);
+
 /* Vector conversions of n elements.  Both return -1 for a dtype without math
  * support; callers check cr_dtype_has_math first to give a good message. */
 int cr_convert_to_f32(enum cr_dtype dt, const void *src, float *dst, size_t n);
