@@ -110,24 +110,16 @@ int fastplan_refresh(struct cr_plan *p, const struct cr_recipe *r, cr_error *err
 			continue;
 		}
 		slot[h] = i + 1;
-		/* Resolve this representative exactly as plan.c's resolve_params does: only the
-		 * parameters the method reads, per-model ones per input, global ones once. */
+		/* Resolve this representative exactly as plan.c's resolve_params does:
+		 * every parameter at every level, so the plan shows what the recipe says. */
 		double t = cr_layer_t(o->layer, nl), v;
 		for (int q = 0; q < CR_P__COUNT; q++) {
 			double def = cr_param_default(p->method, (enum cr_param_id)q);
-			int used = cr_method_uses(p->method, (enum cr_param_id)q);
-			int per_model = cr_param_info((enum cr_param_id)q)->per_model;
-			o->g[q] = used && !per_model &&
-					  cr_recipe_param(r, -1, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
-				  ? v
-				  : def;
+			o->g[q] = cr_recipe_param(r, -1, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v) ? v : def;
 			for (int in = 0; in < ninputs; in++) {
 				int model = parent_model[o->in[in].parent];
 				double *dst = &o->p[(size_t)in * CR_P__COUNT + (size_t)q];
-				*dst = used && per_model &&
-						       cr_recipe_param(r, model, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
-					       ? v
-					       : def;
+				*dst = cr_recipe_param(r, model, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v) ? v : def;
 			}
 		}
 		/* aoe: a base the recipe does not list among the models gets what the others leave of 1. */
