@@ -32,8 +32,11 @@ static const struct {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: crucible COMMAND [ARGS...]\n\n"
-		     "A workbench for merging LLM checkpoints.\n\ncommands:\n");
+	fprintf(out, "usage: crucible [--base BASE PARENT...] [--session ID] [--theme NAME] [--ascii]\n"
+		     "       crucible COMMAND [ARGS...]\n\n"
+		     "A workbench for merging LLM checkpoints.  Without a command it opens the\n"
+		     "workbench: on BASE and its PARENTs, on a saved session, or (no arguments)\n"
+		     "on the sessions screen.  `crucible demo` opens it on a built-in example.\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(out, "\n`crucible COMMAND --help` describes a command.\n");
