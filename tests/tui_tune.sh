@@ -30,7 +30,9 @@ t_keys Enter
 t_wait "weight v3-base = 0 on class:routed_expert"
 t_expect_line " routed_expert +- +96 5.6M +- +-"
 t_expect_line "attn +25 1.3M +- +- +-"
-t_keys Down Enter C-u
+# The prompt starts with the current value selected: typing replaces it (no C-u).
+t_keys Down Enter
+t_wait "on class:routed_expert: 0.05"
 t_type "1"
 t_keys Enter
 t_wait "weight r1 = 1 on class:routed_expert"

@@ -20,6 +20,7 @@ struct prompt {
 	prompt_fn on_change, on_done;
 	void *ctx;
 	int confirm;
+	int pristine; /* still showing the initial text: typing replaces it */
 };
 
 static void open_prompt(struct app *a, const char *label, const char *initial, prompt_fn on_change,
@@ -30,6 +31,7 @@ static void open_prompt(struct app *a, const char *label, const char *initial, p
 	snprintf(p->label, sizeof p->label, "%s", label);
 	snprintf(p->buf, sizeof p->buf, "%s", initial ? initial : "");
 	p->len = strlen(p->buf);
+	p->pristine = p->len > 0;
 	p->on_change = on_change;
 	p->on_done = on_done;
 	p->ctx = ctx;
@@ -92,6 +94,8 @@ int prompt_key(struct app *a, int is_key, wint_t ch)
 		return V_REDRAW;
 	}
 	int changed = 0;
+	int pristine = p->pristine;
+	p->pristine = 0; /* any key but Enter/Esc starts editing */
 	if ((is_key && ch == KEY_BACKSPACE) || (!is_key && (ch == 127 || ch == 8))) {
 		/* Drop one UTF-8 character. */
 		while (p->len > 0) {
@@ -109,6 +113,10 @@ int prompt_key(struct app *a, int is_key, wint_t ch)
 		char mb[MB_LEN_MAX];
 		mbstate_t st = { 0 };
 		size_t n = wcrtomb(mb, (wchar_t)ch, &st);
+		if (pristine) { /* the first character typed replaces the suggestion */
+			p->len = 0;
+			p->buf[0] = '\0';
+		}
 		if (n != (size_t)-1 && p->len + n < sizeof p->buf) {
 			memcpy(p->buf + p->len, mb, n);
 			p->len += n;
@@ -133,6 +141,7 @@ void prompt_draw(struct app *a)
 	/* Show the end of a long input. */
 	while (room > 0 && text_width(shown) > room)
 		shown++;
-	put_text(y, lw, room > 0 ? room + 1 : 0, CR_ROLE_NORMAL, shown, 0);
+	/* the suggestion is drawn like a selection: typing replaces it */
+	put_text(y, lw, room > 0 ? room + 1 : 0, p->pristine ? CR_ROLE_CURSOR : CR_ROLE_NORMAL, shown, 0);
 	move(y, lw + text_width(shown));
 }
