@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 
 top=$(pwd)
-crucible=$top/crucible
+crucible=${CRUCIBLE:-$top/crucible}
 mkdata=$top/bench/mkdata
 [ -x "$crucible" ] && [ -x "$mkdata" ] || make -s crucible bench/mkdata
 out=$top/bench/out

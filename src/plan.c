@@ -180,17 +180,12 @@ static void resolve_params(struct cr_plan *p, const struct cr_recipe *r, struct 
 	double t = cr_layer_t(o->layer, nl);
 	for (int q = 0; q < CR_P__COUNT; q++) {
 		double v, def = cr_param_default(p->method, (enum cr_param_id)q);
-		/* only what the method reads is looked up: a λ/δ change re-resolves ~92k tensors */
-		int used = cr_method_uses(p->method, (enum cr_param_id)q);
-		int per_model = cr_param_info((enum cr_param_id)q)->per_model;
-		o->g[q] = used && !per_model &&
-				  cr_recipe_param(r, -1, slice, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
-			  ? v
-			  : def;
+		/* every parameter at every level, so that the plan shows what the recipe says (the
+		 * workbench's grouped refresh, src/tui/fastplan.c, is checked against this) */
+		o->g[q] = cr_recipe_param(r, -1, slice, -1, (enum cr_param_id)q, o->name, o->cls, t, &v) ? v : def;
 		for (int k = 0; k < o->ninputs; k++) {
 			double *dst = &o->p[(size_t)k * CR_P__COUNT + (size_t)q];
-			if (used && per_model &&
-			    cr_recipe_param(r, src[k].model, src[k].slice, src[k].source, (enum cr_param_id)q, o->name,
+			if (cr_recipe_param(r, src[k].model, src[k].slice, src[k].source, (enum cr_param_id)q, o->name,
 					    o->cls, t, &v))
 				*dst = v;
 			else

@@ -87,6 +87,17 @@ START_TEST(aoe_classes_filters_layers)
 	compare(start, tuned, 0);
 	compare(tuned, start, 0);
 	compare(start, start, 1);
+	/* A base that is not among the models: it gets what the others leave of 1. */
+	const char *nobase1 = recipe("merge_method: aoe\nbase_model: %s/v3-base\nmodels:\n"
+				     "  - model: %s/r1\n    parameters: {weight: 0.25}\n"
+				     "  - model: %s/r1-0528\n    parameters: {weight: 0.25}\n",
+				     "models/dsv3");
+	const char *nobase2 = recipe("merge_method: aoe\nbase_model: %s/v3-base\nmodels:\n"
+				     "  - model: %s/r1\n    parameters:\n      weight:\n"
+				     "        - {class: routed_expert, value: 1}\n        - {value: 0.1}\n"
+				     "  - model: %s/r1-0528\n    parameters: {weight: [0, 0.5]}\n",
+				     "models/dsv3");
+	compare(nobase1, nobase2, 0);
 }
 END_TEST
 

@@ -12,6 +12,7 @@ command -v python3 >/dev/null || { echo "python3 is needed"; exit 77; }
 fail=0
 t() { if eval "$2"; then :; else echo "FAIL: $1"; fail=1; fi; }
 tmp=$(mktemp -d)
+export CRUCIBLE_DB="$tmp/sessions.db"   # runs are recorded here, not in the shared test database
 mnt="$tmp/small"
 trap 'umount "$mnt" 2>/dev/null; rm -rf "$tmp"' EXIT
 recipe="$FIXTURES/expected/linear-llama.yaml"

@@ -13,6 +13,7 @@ set -u
 fail=0
 t() { if eval "$2"; then :; else echo "FAIL: $1"; fail=1; fi; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export CRUCIBLE_DB="$tmp/sessions.db"   # runs are recorded here, not in the shared test database
 chat="$FIXTURES/models/llama/chat"     # two shards and an index
 base="$FIXTURES/models/llama/base"     # model.safetensors
 mal="$FIXTURES/malformed"

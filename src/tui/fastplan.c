@@ -110,22 +110,34 @@ int fastplan_refresh(struct cr_plan *p, const struct cr_recipe *r, cr_error *err
 			continue;
 		}
 		slot[h] = i + 1;
-		/* Resolve this representative exactly as plan.c's resolve_params does. */
+		/* Resolve this representative exactly as plan.c's resolve_params does: only the
+		 * parameters the method reads, per-model ones per input, global ones once. */
 		double t = cr_layer_t(o->layer, nl), v;
 		for (int q = 0; q < CR_P__COUNT; q++) {
-			o->g[q] = cr_recipe_param(r, -1, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
-					  ? v
-					  : cr_param_default(p->method, (enum cr_param_id)q);
+			double def = cr_param_default(p->method, (enum cr_param_id)q);
+			int used = cr_method_uses(p->method, (enum cr_param_id)q);
+			int per_model = cr_param_info((enum cr_param_id)q)->per_model;
+			o->g[q] = used && !per_model &&
+					  cr_recipe_param(r, -1, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
+				  ? v
+				  : def;
 			for (int in = 0; in < ninputs; in++) {
 				int model = parent_model[o->in[in].parent];
 				double *dst = &o->p[(size_t)in * CR_P__COUNT + (size_t)q];
-				*dst = cr_recipe_param(r, model, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
+				*dst = used && per_model &&
+						       cr_recipe_param(r, model, -1, -1, (enum cr_param_id)q, o->name, o->cls, t, &v)
 					       ? v
-					       : cr_param_default(p->method, (enum cr_param_id)q);
+					       : def;
 			}
 		}
-		if (p->method == CR_M_AOE && o->base >= 0 && parent_model[o->in[o->base].parent] < 0)
-			o->p[(size_t)o->base * CR_P__COUNT + CR_P_WEIGHT] = 0.0;
+		/* aoe: a base the recipe does not list among the models gets what the others leave of 1. */
+		if (p->method == CR_M_AOE && o->base >= 0 && parent_model[o->in[o->base].parent] < 0) {
+			double rest = 1.0;
+			for (int in = 0; in < ninputs; in++)
+				if (in != o->base)
+					rest -= o->p[(size_t)in * CR_P__COUNT + CR_P_WEIGHT];
+			o->p[(size_t)o->base * CR_P__COUNT + CR_P_WEIGHT] = rest > 0.0 ? rest : 0.0;
+		}
 	}
 	free(slot);
 	free(mask);
