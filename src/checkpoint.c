@@ -22,6 +22,7 @@
 
 #include "crucible/checkpoint.h"
 #include "crucible/fp8.h"
+#include "crucible/textfile.h"
 
 #define SCALE_SUFFIX "_scale_inv"
 /* Size limits (README "Limits"): an index is parsed whole by jansson, so it
@@ -66,35 +67,6 @@ static char *path_join(const char *dir, const char *name)
 	char *p = cr_xmalloc(n);
 	snprintf(p, n, "%s/%s", dir, name);
 	return p;
-}
-
-static char *read_text_file(const char *path, size_t limit, cr_error *err)
-{
-	/* O_NONBLOCK: a FIFO must not block the open; only regular files are read */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
-	if (!f) {
-		cr_fail(err, CR_E_IO, "%s: cannot open: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	struct stat st;
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		cr_fail(err, CR_E_FORMAT, "%s: not a regular file", path);
-		return NULL;
-	}
-	if ((size_t)st.st_size > limit) {
-		fclose(f);
-		cr_fail(err, CR_E_FORMAT, "%s: larger than %zu bytes", path, limit);
-		return NULL;
-	}
-	char *buf = cr_xmalloc((size_t)st.st_size + 1);
-	size_t n = fread(buf, 1, (size_t)st.st_size, f);
-	fclose(f);
-	buf[n] = '\0';
-	return buf;
 }
 
 static int path_under(const char *root, const char *real)
@@ -203,7 +175,7 @@ static int load_config(struct cr_ckpt *c, cr_error *err)
 		free(p);
 		return -1;
 	}
-	c->config_text = read_text_file(p, MAX_CONFIG_BYTES, err);
+	c->config_text = cr_read_text_file(p, MAX_CONFIG_BYTES, err);
 	if (!c->config_text) {
 		free(p);
 		return -1;
@@ -319,7 +291,7 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 	struct shard_names *sn = NULL;
 	json_t *shard_of = json_object(); /* shard file name -> index in c->shards */
 
-	char *text = check_inside(c->dir, idx, err) < 0 ? NULL : read_text_file(idx, MAX_INDEX_BYTES, err);
+	char *text = check_inside(c->dir, idx, err) < 0 ? NULL : cr_read_text_file(idx, MAX_INDEX_BYTES, err);
 	if (!text) {
 		json_decref(shard_of);
 		return -1;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "crucible/config_file.h"
+#include "crucible/textfile.h"
 
 void cr_config_init(struct cr_config *c)
 {
@@ -83,8 +84,9 @@ static int parse_step(const char *v, double *out)
 	return 0;
 }
 
-static void parse_line(struct cr_config *c, char *line, const char *file, int lineno)
+static void parse_line(void *ctx, char *line, const char *file, int lineno)
 {
+	struct cr_config *c = ctx;
 	char *s = trim(line);
 	if (!*s)
 		return;
@@ -127,40 +129,24 @@ static void parse_line(struct cr_config *c, char *line, const char *file, int li
 
 void cr_config_parse(struct cr_config *c, const char *text, const char *file)
 {
-	char *copy = cr_xstrdup(text);
-	int lineno = 0;
-	for (char *line = copy; line;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		lineno++;
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
-		parse_line(c, line, file, lineno);
-		line = nl ? nl + 1 : NULL;
-	}
-	free(copy);
+	cr_each_line(text, file, parse_line, c);
 }
 
 int cr_config_load(struct cr_config *c, const char *path, cr_error *err)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (errno == ENOENT)
-			return 0;
-		return cr_fail(err, CR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+	cr_error e;
+	char *buf = cr_read_text_file(path, 65536, &e);
+	if (!buf) {
+		if (e.code == CR_E_NOTFOUND)
+			return 0; /* no config file: the defaults */
+		if (err)
+			*err = e;
+		return -1;
 	}
-	char buf[65536];
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	int bad = ferror(f) || !feof(f);
-	fclose(f);
-	if (bad)
-		return cr_fail(err, CR_E_FORMAT, "%s: unreadable or larger than 64 KiB", path);
-	buf[n] = '\0';
 	free(c->path);
 	c->path = cr_xstrdup(path);
 	cr_config_parse(c, buf, path);
+	free(buf);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crucible/textfile.h"
 #include "crucible/theme.h"
 
 static const struct {
@@ -117,8 +118,9 @@ static void warn(struct cr_theme *t, const char *file, int line, const char *fmt
 }
 
 /* One line, already stripped of its comment; words split in place. */
-static void parse_line(struct cr_theme *t, char *line, const char *file, int lineno)
+static void parse_line(void *ctx, char *line, const char *file, int lineno)
 {
+	struct cr_theme *t = ctx;
 	char *word[16];
 	int n = 0;
 	char *save = NULL;
@@ -164,50 +166,15 @@ static void parse_line(struct cr_theme *t, char *line, const char *file, int lin
 
 void cr_theme_parse(struct cr_theme *t, const char *text, const char *file)
 {
-	char *copy = cr_xstrdup(text);
-	int lineno = 0;
-	/* Walk by hand: strtok on "\n" would merge blank lines and lose line numbers. */
-	for (char *line = copy; line;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		lineno++;
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
-		parse_line(t, line, file, lineno);
-		line = nl ? nl + 1 : NULL;
-	}
-	free(copy);
+	cr_each_line(text, file, parse_line, t);
 }
 
 int cr_theme_load(struct cr_theme *t, const char *path, cr_error *err)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return cr_fail(err, CR_E_IO, "%s: cannot open theme: %s", path, strerror(errno));
-	size_t cap = 4096, len = 0;
-	char *buf = cr_xmalloc(cap);
-	size_t got;
-	while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-		len += got;
-		if (len + 1 == cap) {
-			if (cap >= (1u << 20)) {
-				fclose(f);
-				free(buf);
-				return cr_fail(err, CR_E_FORMAT, "%s: theme file larger than 1 MiB", path);
-			}
-			cap *= 2;
-			buf = cr_xrealloc(buf, cap);
-		}
-	}
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		free(buf);
-		return cr_fail(err, CR_E_IO, "%s: read error", path);
-	}
-	buf[len] = '\0';
+	cr_error e;
+	char *buf = cr_read_text_file(path, 1u << 20, &e);
+	if (!buf)
+		return cr_fail(err, e.code, "theme %s", e.msg);
 	cr_theme_parse(t, buf, path);
 	free(buf);
 	return 0;
