@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "crucible/format.h"
 #include "crucible/stats.h"
 #include "crucible/store.h"
@@ -44,6 +45,7 @@ enum fmt { FMT_TABLE, FMT_CSV, FMT_JSON };
 	X("AGREE", 7, "%.4f", g->sign_agree)
 
 struct diff_opts {
+	struct cli_bar bar;
 	enum by by;
 	enum fmt fmt;
 	int sort_rel;
@@ -87,16 +89,8 @@ static int select_tensor(const struct cr_tensor *t, void *user)
 
 static int show_progress(const struct cr_stats_progress *p, void *user)
 {
-	(void)user;
-	double f = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 1.0;
-	int w = 30, fill = (int)(f * w + 0.5);
-	char bar[64];
-	for (int i = 0; i < w; i++)
-		bar[i] = i < fill ? '#' : '.';
-	bar[w] = 0;
-	fprintf(stderr, "\r[%s] %3d%%  %zu/%zu tensors  %-40.40s", bar, (int)(f * 100 + 0.5), p->tensors_done,
-		p->tensors_total, p->tensor ? p->tensor : "");
-	fflush(stderr);
+	struct diff_opts *o = user;
+	cli_bar_draw(&o->bar, p->bytes_done, p->bytes_total, p->tensors_done, p->tensors_total, p->tensor);
 	return 0;
 }
 
@@ -487,7 +481,8 @@ int cmd_diff(int argc, char **argv)
 		cli_error("warning: %s; continuing without a cache", err.msg);
 		cache.ops = NULL;
 	}
-	int tty = isatty(STDERR_FILENO);
+	cli_bar_start(&o.bar);
+	int tty = o.bar.tty;
 	struct cr_stats_options so = {
 		.threads = o.threads,
 		.cache = cache.ops ? &cache : NULL,
@@ -498,8 +493,7 @@ int cmd_diff(int argc, char **argv)
 		.skip_histograms = !(o.fmt == FMT_JSON && o.by == BY_TENSOR),
 	};
 	int sr = cr_stats_scan(base, (const struct cr_ckpt *const *)parents, np, &so, &s, &err);
-	if (tty)
-		fputs("\r\033[K", stderr);
+	cli_bar_clear(&o.bar);
 	if (sr < 0) {
 		cli_error("%s", err.msg);
 		goto out;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "crucible/engine.h"
 #include "crucible/format.h"
 #include "crucible/recipe.h"
@@ -48,40 +49,9 @@ static void warn_cb(void *ctx, const char *msg)
 	fprintf(stderr, "crucible: warning: %s\n", msg);
 }
 
-struct bar {
-	int tty;
-	struct timespec t0, last;
-};
-
-static double since(const struct timespec *a, const struct timespec *b)
-{
-	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
 static int progress_cb(void *ctx, const struct cr_merge_progress *p)
 {
-	struct bar *b = ctx;
-	if (!b->tty)
-		return 0;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (since(&b->last, &now) < 0.1 && p->done < p->total)
-		return 0;
-	b->last = now;
-	double el = since(&b->t0, &now), frac = p->total ? (double)p->done / (double)p->total : 1.0;
-	double rate = el > 0 ? (double)p->done / el : 0;
-	char done[32], tot[32], rt[32];
-	cr_fmt_bytes(p->done, done, sizeof done);
-	cr_fmt_bytes(p->total, tot, sizeof tot);
-	cr_fmt_bytes((uint64_t)rate, rt, sizeof rt);
-	int w = 30, fill = (int)(frac * w);
-	char barbuf[64];
-	for (int i = 0; i < w; i++)
-		barbuf[i] = i < fill ? '#' : '-';
-	barbuf[w] = 0;
-	double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0;
-	fprintf(stderr, "\r[%s] %5.1f%% %s/%s %s/s ETA %3.0fs %zu/%zu tensors\033[K", barbuf, frac * 100, done, tot,
-		rt, eta, p->tensors_done, p->ntensors);
+	cli_bar_draw(ctx, p->done, p->total, p->tensors_done, p->ntensors, p->tensor);
 	return 0;
 }
 
@@ -245,9 +215,8 @@ int cmd_merge(int argc, char **argv)
 	if (dry) {
 		print_plan(p);
 	} else {
-		struct bar b = { .tty = isatty(2) };
-		clock_gettime(CLOCK_MONOTONIC, &b.t0);
-		b.last = b.t0;
+		struct cli_bar b;
+		cli_bar_start(&b);
 		char *yaml = cr_recipe_to_yaml(r);
 		struct cr_merge_opts mo = { .out = out,
 					    .shard_size = shard,
@@ -276,21 +245,18 @@ int cmd_merge(int argc, char **argv)
 				cli_error("warning: %s", rerr.msg);
 			cr_store_close(st);
 		}
-		if (b.tty)
-			fputs("\r\033[K", stderr);
+		cli_bar_clear(&b);
 		if (mrc < 0) {
 			cli_error("%s", err.msg);
 			rc = EXIT_FAIL;
 		} else {
-			struct timespec now;
-			clock_gettime(CLOCK_MONOTONIC, &now);
 			char bb[32];
 			cr_fmt_bytes(res.bytes, bb, sizeof bb);
 			if (b.tty)
 				fprintf(stderr,
 					"merged %zu tensors (%zu copied, %zu computed) into %s: %s in %zu shard%s, %.1f s\n",
 					p->ntensors, res.copied, res.computed, out, bb, res.nshards,
-					res.nshards == 1 ? "" : "s", since(&b.t0, &now));
+					res.nshards == 1 ? "" : "s", cli_bar_elapsed(&b));
 		}
 		free(yaml);
 	}
