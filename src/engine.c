@@ -559,9 +559,10 @@ static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_wri
 }
 
 /* ---- test hook (hardening, issue 8): CRUCIBLE_TEST_DELAY_MS=N sleeps N ms
- * before each tensor and after writing the index, so tests/crash.sh can kill
- * a merge at chosen points.  Unset (always, outside tests) it costs nothing. */
-static void test_delay(void)
+ * before each tensor and 20 N ms after writing the index (a window a polling
+ * test hits even on a loaded machine), so tests/crash.sh can kill a merge at
+ * chosen points.  Unset (always, outside tests) it costs nothing. */
+static void test_delay_times(int times)
 {
 	static int ms = -1;
 	if (ms < 0) {
@@ -571,8 +572,9 @@ static void test_delay(void)
 			ms = 0;
 	}
 	if (ms > 0)
-		usleep((useconds_t)ms * 1000);
+		usleep((useconds_t)ms * 1000 * (useconds_t)times);
 }
+#define test_delay() test_delay_times(1)
 /* ---- end of test hook */
 
 static int process_tensor(struct eng *e, size_t ti, struct cr_st_writer *w, size_t wi, size_t si, cr_error *err)
@@ -927,7 +929,7 @@ static int finish(struct eng *e, cr_error *err)
 			}
 		}
 	int rc = cr_out_write_index(e->partial, names, files, k, e->total, err);
-	test_delay();
+	test_delay_times(20);
 	/* base's config: the plan's reference parent (0 = the base, or the first model) */
 	const struct cr_ckpt *ref = p->parents[0];
 	const char *tdt = NULL;
