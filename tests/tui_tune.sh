@@ -77,7 +77,7 @@ grep -Eq 'merge_method: "?aoe' "$T_DIR/recipe.yaml" || t_fail "exported recipe h
 
 # Merge to the end and compare with the reference R1T-style result.
 t_keys m
-t_wait "merge into folder:"
+t_wait "merge into folder: v3-base-merged"   # suggested; typing replaces it
 t_type "$T_DIR/out"
 t_keys Enter
 t_wait "merge done: $T_DIR/out" 120

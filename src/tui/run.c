@@ -211,7 +211,13 @@ void run_ask(struct app *a)
 		app_message(a, CR_ROLE_ERROR, "no plan yet: %s", a->wb.error[0] ? a->wb.error : "still opening the models");
 		return;
 	}
-	prompt_start(a, "merge into folder: ", "", NULL, on_out, NULL);
+	/* Suggest BASE-merged in the current folder: typing replaces it, Enter takes it. */
+	char def[512] = "";
+	if (a->wb.base_path) {
+		const char *slash = strrchr(a->wb.base_path, '/');
+		snprintf(def, sizeof def, "%s-merged", slash && slash[1] ? slash + 1 : a->wb.base_path);
+	}
+	prompt_start(a, "merge into folder: ", def, NULL, on_out, NULL);
 }
 
 static void on_cancel(struct app *a, const char *text, void *ctx)
