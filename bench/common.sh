@@ -21,6 +21,9 @@
 : "${BENCH_RUNS:=5}"
 : "${BENCH_MEMBW:=$BENCH_WORK/membw}"
 mkdir -p "$BENCH_WORK" "$BENCH_TMPFS"
+# Runs recorded by `crucible merge` go here, never into the user's session database.
+: "${CRUCIBLE_DB:=$BENCH_WORK/sessions.db}"
+export CRUCIBLE_DB
 
 bench_die() {
 	echo "bench: $*" >&2
@@ -100,6 +103,32 @@ peak_rss_kb() {
 	/usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }'
 }
 
+# cpu_time CMD... : "U.UUs user+sys" of one run of CMD (both threads together).
+cpu_time() {
+	/usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -n 1 | awk '{ printf "%.2fs user+sys\n", $1 + $2 }'
+}
+
+# bench_data NAME SIZE_GB DTYPE PARENTS : the folder $BENCH_WORK/data/NAME with
+# base and p1..pPARENTS from bench/mkdata (made once; shared by the scripts).
+bench_data() {
+	_d=$BENCH_WORK/data/$1
+	if [ ! -f "$_d/.complete" ]; then
+		_mk=$BENCH_SRC/mkdata
+		[ -x "$_mk" ] || make -C "$BENCH_SRC/.." -s bench/mkdata >&2 || bench_die "cannot build bench/mkdata"
+		echo "bench: making $_d (once)..." >&2
+		rm -rf "$_d"
+		mkdir -p "$BENCH_WORK/data"
+		"$_mk" "$_d" --size-gb "$2" --dtype "$3" --parents "$4" >&2 || bench_die "mkdata $_d failed"
+		touch "$_d/.complete"
+	fi
+	echo "$_d"
+}
+
+# bench_data_rm NAME : delete a data set (disk space)
+bench_data_rm() {
+	rm -rf "${BENCH_WORK:?}/data/$1"
+}
+
 # ---- result rows: case, measure, value, floor, ratio, goal, verdict ----
 
 _row() {
@@ -111,6 +140,19 @@ bench_ratio() {
 	_r=$(awk -v t="$3" -v f="$4" 'BEGIN { if (f > 0) printf "%.2f", t / f; else print "n/a" }')
 	_v=$(awk -v r="$_r" -v g="$5" 'BEGIN { print (r != "n/a" && r + 0 <= g + 0) ? "ok" : "MISS" }')
 	_row "$1" "$2" "${3}s" "${4}s" "$_r" "<= $5 x floor" "$_v"
+}
+
+# bench_ratio_info CASE MEASURE SECONDS FLOOR_SECONDS  (a ratio reported without a goal)
+bench_ratio_info() {
+	_r=$(awk -v t="$3" -v f="$4" 'BEGIN { if (f > 0) printf "%.2f", t / f; else print "n/a" }')
+	_row "$1" "$2" "${3}s" "${4}s" "$_r" "-" "-"
+}
+
+# bench_check CASE MEASURE VALUE GOAL_TEXT PASSED  (PASSED: 1 or 0, computed by the caller)
+bench_check() {
+	_v=MISS
+	[ "$5" = 1 ] && _v=ok
+	_row "$1" "$2" "$3" "-" "-" "$4" "$_v"
 }
 
 # bench_goal CASE MEASURE SECONDS GOAL_SECONDS  (an absolute goal)
