@@ -11,7 +11,8 @@
 # BENCH_CLEAN=1 deletes the 2 GB sets at the end).
 # Cases, each with its inputs in the page cache:
 #   linear and aoe of base + p1 + p2, output on tmpfs and on disk (goal <= 1.25)
-#   ties of p1 + p2 onto the base (density 0.5): a ratio, no goal
+#   ties of p1 + p2 onto the base (density 0.5): a ratio, no goal (runs:
+#     BENCH_MERGE_SLOW_RUNS, default 1: it takes about ten merges' time)
 #   slerp of base + p1 at t = 0.5 (slerp takes exactly two models): a ratio, no goal
 #   aoe of FP8 parents, output requantized FP8 on tmpfs          (goal <= 1.5)
 #   linear with 1 thread vs 2; peak RSS with 1, 2 and 4 GB parents (within 10%)
@@ -19,11 +20,13 @@
 # measures each parent's distance while writing; delta is below every
 # parent's distance here, so no tensor is written twice.
 # The floor: `cat` of the inputs to /dev/null + `dd` (fsync) of the output's
-# size to the output's place.  Merge runs: BENCH_MERGE_RUNS (3).
+# size to the output's place.  Merge runs: BENCH_MERGE_RUNS (3); the CPU
+# time (user + sys, /usr/bin/time) is that of the run with the median wall time.
 set -eu
 # shellcheck source=SCRIPTDIR/common.sh
 . "${BENCH_SRC:-$(cd "$(dirname "$0")" && pwd)}/common.sh"
 runs=${BENCH_MERGE_RUNS:-3}
+slow_runs=${BENCH_MERGE_SLOW_RUNS:-1} # ties: about 10x linear's time
 scratch=$BENCH_WORK/merge-out # outputs on disk
 mkdir -p "$scratch"
 touch "$BENCH_TABLE"
@@ -52,29 +55,33 @@ inputs() { # METHOD DATA_DIR: the files a merge reads
 	esac
 }
 
-# median wall seconds of `runs` merges into DIR/out (removed before each run, outside the timing)
-merge_time() { # RECIPE DIR [ARGS...]
-	_y=$1 _d=$2
-	shift 2
+# "WALL CPU": the median wall seconds of `runs` merges into DIR/out (removed
+# before each run, outside the timing) and the CPU seconds (user + sys) of that run
+merge_time() { # RECIPE DIR RUNS [ARGS...]
+	_y=$1 _d=$2 _n=$3
+	shift 3
 	: >"$BENCH_WORK/.mt"
 	_i=0
-	while [ "$_i" -lt "$runs" ]; do
+	while [ "$_i" -lt "$_n" ]; do
 		rm -rf "$_d/out"
 		sync
-		time_once "$CRUCIBLE" merge "$_y" -o "$_d/out" "$@" >>"$BENCH_WORK/.mt" || return 1
+		_t0=$(date +%s%N)
+		/usr/bin/time -f '%U %S' -o "$BENCH_WORK/.cpu" "$CRUCIBLE" merge "$_y" -o "$_d/out" "$@" >/dev/null 2>&1 ||
+			{ echo "bench: merge $_y failed" >&2; return 1; }
+		_t1=$(date +%s%N)
+		awk -v a="$_t0" -v b="$_t1" '{ printf "%.4f %.2f\n", (b - a) / 1e9, $1 + $2 }' "$BENCH_WORK/.cpu" >>"$BENCH_WORK/.mt"
 		_i=$((_i + 1))
 	done
-	sort -n "$BENCH_WORK/.mt" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+	sort -n "$BENCH_WORK/.mt" | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'
 }
 
-case_ratio() { # METHOD DATA_DIR LABEL PLACE_NAME DIR GOAL ("-": no goal)
+case_ratio() { # METHOD DATA_DIR LABEL PLACE_NAME DIR GOAL ("-": no goal) RUNS
 	y=$(recipe "$1" "$2")
 	# shellcheck disable=SC2046
 	cat $(inputs "$1" "$2") >/dev/null
-	t=$(merge_time "$y" "$5") || bench_die "merge $y failed"
+	tc=$(merge_time "$y" "$5" "$7") || bench_die "merge $y failed"
+	t=${tc% *} cpu=${tc#* }
 	bytes=$(du -sb "$5/out" | cut -f1)
-	rm -rf "$5/out"
-	cpu=$(cpu_time "$CRUCIBLE" merge "$y" -o "$5/out")
 	rm -rf "$5/out"
 	# shellcheck disable=SC2046
 	f=$(io_floor "$5" "$bytes" $(inputs "$1" "$2"))
@@ -83,7 +90,7 @@ case_ratio() { # METHOD DATA_DIR LABEL PLACE_NAME DIR GOAL ("-": no goal)
 	else
 		bench_ratio merge "$3, output on $4" "$t" "$f" "$6"
 	fi
-	bench_info merge "$3, output on $4: CPU time of one run" "$cpu"
+	bench_info merge "$3, output on $4: CPU time of that run" "${cpu}s user+sys"
 }
 
 bf=$(bench_data bf16-2g 2 bf16 2)
@@ -91,16 +98,17 @@ fp=$(bench_data fp8-2g 2 fp8 2)
 for place in tmpfs disk; do
 	dir=$BENCH_TMPFS
 	[ "$place" = disk ] && dir=$scratch
-	case_ratio linear "$bf" "linear bf16-2g (base + p1 + p2)" "$place" "$dir" 1.25
-	case_ratio aoe "$bf" "aoe bf16-2g (base + p1 + p2)" "$place" "$dir" 1.25
-	case_ratio ties "$bf" "ties bf16-2g (p1 + p2 onto base, density 0.5)" "$place" "$dir" -
-	case_ratio slerp "$bf" "slerp bf16-2g (base + p1, t = 0.5)" "$place" "$dir" -
+	case_ratio linear "$bf" "linear bf16-2g (base + p1 + p2)" "$place" "$dir" 1.25 "$runs"
+	case_ratio aoe "$bf" "aoe bf16-2g (base + p1 + p2)" "$place" "$dir" 1.25 "$runs"
+	case_ratio ties "$bf" "ties bf16-2g (p1 + p2 onto base, density 0.5)" "$place" "$dir" - "$slow_runs"
+	case_ratio slerp "$bf" "slerp bf16-2g (base + p1, t = 0.5)" "$place" "$dir" - "$runs"
 done
-case_ratio aoe "$fp" "aoe fp8-2g -> fp8 (base + p1 + p2)" tmpfs "$BENCH_TMPFS" 1.5
+case_ratio aoe "$fp" "aoe fp8-2g -> fp8 (base + p1 + p2)" tmpfs "$BENCH_TMPFS" 1.5 "$runs"
 
 y=$(recipe linear "$bf")
-t1=$(merge_time "$y" "$BENCH_TMPFS" --threads 1)
-t2=$(merge_time "$y" "$BENCH_TMPFS" --threads 2)
+t1=$(merge_time "$y" "$BENCH_TMPFS" "$runs" --threads 1)
+t2=$(merge_time "$y" "$BENCH_TMPFS" "$runs" --threads 2)
+t1=${t1% *} t2=${t2% *}
 rm -rf "$BENCH_TMPFS/out"
 bench_info merge "linear bf16-2g, 1 thread / 2 threads (wall)" \
 	"$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%ss / %ss (%.2fx)", a, b, a / b }')"
@@ -129,7 +137,7 @@ spread=$(echo "$rss1 $rss2 $rss4" | awk '{ lo = hi = $1; for (i = 2; i <= NF; i+
 bench_check merge "peak RSS, largest / smallest of those" "${spread}x" "<= 1.10x" \
 	"$(awk -v s="$spread" 'BEGIN { print (s <= 1.10) ? 1 : 0 }')"
 
-rm -f "$BENCH_WORK/.mt" "$BENCH_WORK"/merge-*.yaml
+rm -f "$BENCH_WORK/.mt" "$BENCH_WORK/.cpu" "$BENCH_WORK"/merge-*.yaml
 rm -rf "$scratch"
 [ "${BENCH_CLEAN:-0}" = 0 ] || { bench_data_rm bf16-2g; bench_data_rm fp8-2g; }
 
