@@ -4,7 +4,7 @@
  * The reader never trusts a number from the file before checking it against
  * the file's size, so a hostile header costs at most its own length in
  * memory.  The header is parsed by st_header.c (a strict JSON parser for its
- * one shape); nesting depth is checked first by a scan that cannot recurse.
+ * one shape, with a nesting limit).
  * The writer builds its header with jansson.
  */
 #include "config.h"
@@ -70,29 +70,6 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 		off += (uint64_t)r;
 	}
 	return 0;
-}
-
-/* Maximum bracket depth outside strings; stops counting past the limit. */
-static int json_depth_ok(const char *s, size_t n, int limit)
-{
-	int depth = 0, in_str = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in_str) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_str = 0;
-		} else if (c == '"') {
-			in_str = 1;
-		} else if (c == '{' || c == '[') {
-			if (++depth > limit)
-				return 0;
-		} else if (c == '}' || c == ']') {
-			depth--;
-		}
-	}
-	return 1;
 }
 
 static int cmp_by_offset(const void *a, const void *b)
@@ -188,10 +165,6 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 	}
 	hdr[f->header_len] = '\0';
 	f->header_hash = cr_fnv1a(hdr, f->header_len, CR_FNV_INIT);
-	if (!json_depth_ok(hdr, f->header_len, CR_ST_MAX_DEPTH)) {
-		cr_fail(err, CR_E_FORMAT, "%s: header JSON nests deeper than %d levels", path, CR_ST_MAX_DEPTH);
-		goto done;
-	}
 	if (cr_st_header_parse(path, hdr, f->header_len, f, err) < 0)
 		goto done;
 	if (check_layout(f, f->file_size - f->data_start, err) < 0)

@@ -20,8 +20,8 @@
  * Errors come in the old order: a JSON error anywhere, then a duplicate, then
  * the first broken rule of the header's content (in header order, and within
  * a tensor in the order the old reader checked: dtype, shape, offsets, sizes).
- * Nesting depth is bounded by the caller's scan (CR_ST_MAX_DEPTH) and again
- * here, so recursion cannot overflow the stack.
+ * Nesting deeper than CR_ST_MAX_DEPTH is refused as it is met (the old reader
+ * scanned for it first), so recursion cannot overflow the stack.
  */
 #include "config.h"
 
@@ -36,7 +36,6 @@
 
 #include "st_header.h"
 
-#define MAX_DEPTH (CR_ST_MAX_DEPTH + 1)
 
 struct hp {
 	const unsigned char *s, *p, *end;
@@ -50,7 +49,7 @@ struct hp {
 	size_t nt, capt;
 	struct cr_st_meta *meta;
 	size_t nmeta, capmeta;
-	int depth;
+	int depth, too_deep;
 	char rule[200]; /* the JSON error, if any */
 	size_t rule_at;
 	int have_sem;
@@ -396,8 +395,10 @@ static int key_colon(struct hp *h, const char **key, size_t *len)
 
 static int enter(struct hp *h)
 {
-	if (++h->depth > MAX_DEPTH)
+	if (++h->depth > CR_ST_MAX_DEPTH) {
+		h->too_deep = !h->rule[0];
 		return syntax(h, h->p, "nesting deeper than %d levels", CR_ST_MAX_DEPTH);
+	}
 	h->p++;
 	ws(h);
 	return 0;
@@ -797,7 +798,9 @@ int cr_st_header_parse(const char *path, const char *hdr, size_t n, struct cr_st
 		if (h.p != h.end)
 			rc = syntax(&h, h.p, "bytes after the end of the JSON object");
 	}
-	if (rc < 0) {
+	if (rc < 0 && h.too_deep) {
+		cr_fail(err, CR_E_FORMAT, "%s: header JSON nests deeper than %d levels", path, CR_ST_MAX_DEPTH);
+	} else if (rc < 0) {
 		cr_fail(err, CR_E_FORMAT, "%s: header is not valid UTF-8 JSON: %s (at byte %zu)", path, h.rule,
 			h.rule_at);
 	} else {
