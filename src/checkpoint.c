@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -248,59 +249,139 @@ struct entry {
 	const struct cr_st_tensor *st;
 };
 
-static int cmp_entry_name(const void *a, const void *b)
-{
-	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
-}
-
-static const struct entry *find_entry(const struct entry *v, size_t n, const char *name)
-{
-	struct entry key = { name, 0, NULL };
-	return bsearch(&key, v, n, sizeof *v, cmp_entry_name);
-}
-
-static int cmp_tensor_natural(const void *a, const void *b)
-{
-	return cr_natural_cmp(((const struct cr_tensor *)a)->name, ((const struct cr_tensor *)b)->name);
-}
-
-static int cmp_st_name(const void *a, const void *b)
-{
-	return strcmp((*(const struct cr_st_tensor *const *)a)->name, (*(const struct cr_st_tensor *const *)b)->name);
-}
-
-/* Tensors of one shard sorted by name, for lookups while reading an index. */
-struct shard_names {
-	size_t n;
-	const struct cr_st_tensor **v;
+/* Every tensor of every shard by name, for lookups while reading an index
+ * (a name may be in two shards; the index says which one it means). */
+struct name_table {
+	size_t cap;
+	int32_t *slot; /* index into the arrays below, -1 empty */
+	const struct cr_st_tensor **st;
+	int *shard;
 };
 
-static const struct cr_st_tensor *shard_lookup(const struct shard_names *s, const char *name)
+static void name_table_build(struct name_table *nt, struct cr_st_file *const *shards, size_t nshards)
 {
-	struct cr_st_tensor key = { .name = (char *)name };
-	const struct cr_st_tensor *kp = &key;
-	const struct cr_st_tensor **hit = bsearch(&kp, s->v, s->n, sizeof *s->v, cmp_st_name);
-	return hit ? *hit : NULL;
+	size_t n = 0, k = 0;
+	for (size_t i = 0; i < nshards; i++)
+		n += shards[i]->ntensors;
+	nt->cap = 16;
+	while (nt->cap < n * 2)
+		nt->cap <<= 1;
+	nt->slot = cr_xmalloc(nt->cap * sizeof *nt->slot);
+	memset(nt->slot, 0xff, nt->cap * sizeof *nt->slot);
+	nt->st = cr_xmalloc((n + 1) * sizeof *nt->st);
+	nt->shard = cr_xmalloc((n + 1) * sizeof *nt->shard);
+	for (size_t i = 0; i < nshards; i++)
+		for (size_t j = 0; j < shards[i]->ntensors; j++, k++) {
+			nt->st[k] = &shards[i]->tensors[j];
+			nt->shard[k] = (int)i;
+			size_t h = hash_name(nt->st[k]->name) & (nt->cap - 1);
+			while (nt->slot[h] >= 0)
+				h = (h + 1) & (nt->cap - 1);
+			nt->slot[h] = (int32_t)k;
+		}
+}
+
+static const struct cr_st_tensor *name_table_find(const struct name_table *nt, const char *name, int shard)
+{
+	size_t h = hash_name(name) & (nt->cap - 1);
+	for (; nt->slot[h] >= 0; h = (h + 1) & (nt->cap - 1)) {
+		int32_t k = nt->slot[h];
+		if (nt->shard[k] == shard && strcmp(nt->st[k]->name, name) == 0)
+			return nt->st[k];
+	}
+	return NULL;
+}
+
+static void name_table_free(struct name_table *nt)
+{
+	free(nt->slot);
+	free(nt->st);
+	free(nt->shard);
+}
+
+/* Open one file of the folder as a shard: exists, stays inside, valid. */
+struct shard_open {
+	struct cr_st_file *f;
+	int missing;
+	cr_error err;
+};
+
+static void shard_open(const char *dir, const char *name, struct shard_open *o)
+{
+	char *file = path_join(dir, name);
+	struct stat st;
+	if (stat(file, &st) < 0)
+		o->missing = 1;
+	else if (check_inside(dir, file, &o->err) < 0 || cr_st_open(file, &o->f, &o->err) < 0)
+		o->f = NULL;
+	free(file);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The folder's *.safetensors, sorted: the shards an index most likely names,
+ * opened while the index is parsed. */
+static char **folder_shards(const char *dir, size_t *n)
+{
+	char **v = NULL;
+	size_t cap = 0;
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return NULL;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l <= 12 || strcmp(e->d_name + l - 12, ".safetensors") != 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 256;
+			v = cr_xrealloc(v, cap * sizeof *v);
+		}
+		v[(*n)++] = cr_xstrdup(e->d_name);
+	}
+	closedir(d);
+	if (*n)
+		qsort(v, *n, sizeof *v, cmp_str);
+	return v;
 }
 
 static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries, size_t *nent, cr_error *err)
 {
 	json_error_t je;
-	size_t cap = 0;
 	int rc = -1;
-	struct shard_names *sn = NULL;
+	struct name_table names = { 0 };
 	json_t *shard_of = json_object(); /* shard file name -> index in c->shards */
+	json_t *root = NULL;
+	const char **files = NULL;
 
 	char *text = check_inside(c->dir, idx, err) < 0 ? NULL : cr_read_text_file(idx, MAX_INDEX_BYTES, err);
 	if (!text) {
 		json_decref(shard_of);
 		return -1;
 	}
-	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	/* Parsing the index (jansson, one thread) takes as long as all the shard
+	 * headers: parse the folder's shards meanwhile on the other threads, and
+	 * match them with the index's names afterwards. */
+	size_t nguess;
+	char **guess = folder_shards(c->dir, &nguess);
+	struct shard_open *pre = cr_xcalloc(nguess + 1, sizeof *pre);
+	char *used = cr_xcalloc(nguess + 1, 1);
+#pragma omp parallel
+	{
+#pragma omp single nowait
+		root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+#pragma omp for schedule(dynamic, 1) nowait
+		for (size_t k = 0; k < nguess; k++)
+			shard_open(c->dir, guess[k], &pre[k]);
+	}
 	free(text);
 	if (!root) {
-		json_decref(shard_of);
-		return cr_fail(err, CR_E_FORMAT, "%s: index is not valid JSON: %s (line %d)", idx, je.text, je.line);
+		cr_fail(err, CR_E_FORMAT, "%s: index is not valid JSON: %s (line %d)", idx, je.text, je.line);
+		goto out;
 	}
 	json_t *wm = json_object_get(root, "weight_map");
 	if (!json_is_object(wm)) {
@@ -311,78 +392,80 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 	const char *name;
 	json_t *v;
 	size_t nfiles = 0;
-	const char **files = cr_xcalloc(json_object_size(wm) + 1, sizeof *files);
+	files = cr_xcalloc(json_object_size(wm) + 1, sizeof *files);
+	const char *last = NULL; /* the index lists a shard's tensors together */
 	json_object_foreach(wm, name, v)
 	{
 		if (!json_is_string(v)) {
 			cr_fail(err, CR_E_FORMAT, "%s: weight_map entry for '%s' is not a string", idx, name);
-			goto out_files;
+			goto out;
 		}
 		const char *sh = json_string_value(v);
-		if (json_object_get(shard_of, sh))
+		if ((last && strcmp(sh, last) == 0) || json_object_get(shard_of, sh))
 			continue;
 		if (!shard_name_ok(sh)) {
 			cr_fail(err, CR_E_FORMAT, "%s: weight_map entry for '%s' points outside the checkpoint folder (\"%s\")",
 				idx, name, sh);
-			goto out_files;
+			goto out;
 		}
 		json_object_set_new(shard_of, sh, json_integer((json_int_t)nfiles));
 		files[nfiles++] = sh;
+		last = sh;
 	}
-	/* Headers are independent: parse them in parallel (most of the open time
-	 * of a 163-shard checkpoint is JSON parsing). */
+	/* Take the shards opened above; open the others (named by the index but
+	 * not *.safetensors at the top of the folder) in parallel now. */
 	c->shards = cr_xcalloc(nfiles + 1, sizeof *c->shards);
-	cr_error *errs = cr_xcalloc(nfiles + 1, sizeof *errs);
-	int *missing = cr_xcalloc(nfiles + 1, sizeof *missing);
-#pragma omp parallel for schedule(dynamic, 4)
+	struct shard_open *got = cr_xcalloc(nfiles + 1, sizeof *got);
 	for (size_t k = 0; k < nfiles; k++) {
-		char *file = path_join(c->dir, files[k]);
-		struct stat st;
-		if (stat(file, &st) < 0)
-			missing[k] = 1;
-		else if (check_inside(c->dir, file, &errs[k]) < 0 || cr_st_open(file, &c->shards[k], &errs[k]) < 0)
-			c->shards[k] = NULL;
-		free(file);
+		char **hit = nguess ? bsearch(&files[k], guess, nguess, sizeof *guess, cmp_str) : NULL;
+		if (hit) {
+			got[k] = pre[hit - guess];
+			used[hit - guess] = 1;
+		} else {
+			got[k].missing = -1; /* still to open */
+		}
 	}
+#pragma omp parallel for schedule(dynamic, 1)
+	for (size_t k = 0; k < nfiles; k++)
+		if (got[k].missing == -1) {
+			got[k].missing = 0;
+			shard_open(c->dir, files[k], &got[k]);
+		}
+	for (size_t k = 0; k < nfiles; k++)
+		c->shards[k] = got[k].f;
 	c->nshards = nfiles;
 	for (size_t k = 0; k < nfiles && rc == -1; k++) {
-		if (missing[k]) {
+		if (got[k].missing) {
 			cr_fail(err, CR_E_IO, "%s: shard \"%s\" named in the index does not exist", idx, files[k]);
 			rc = -2;
-		} else if (!c->shards[k]) {
+		} else if (!got[k].f) {
 			if (err)
-				*err = errs[k];
+				*err = got[k].err;
 			rc = -2;
 		}
 	}
-	free(errs);
-	free(missing);
+	free(got);
 	if (rc == -2) {
 		rc = -1;
 		/* close what opened; cr_ckpt_close skips NULL shards */
-		goto out_files;
+		goto out;
 	}
-	(void)cap;
-	sn = cr_xcalloc(c->nshards + 1, sizeof *sn);
-	for (size_t k = 0; k < c->nshards; k++) {
-		const struct cr_st_file *f = c->shards[k];
-		sn[k].n = f->ntensors;
-		sn[k].v = cr_xmalloc((f->ntensors + 1) * sizeof *sn[k].v);
-		for (size_t i = 0; i < f->ntensors; i++)
-			sn[k].v[i] = &f->tensors[i];
-		qsort(sn[k].v, sn[k].n, sizeof *sn[k].v, cmp_st_name);
-	}
+	name_table_build(&names, c->shards, c->nshards);
 	*entries = cr_xcalloc(json_object_size(wm) + 1, sizeof **entries);
 	*nent = 0;
+	size_t k = 0;
+	last = NULL;
 	json_object_foreach(wm, name, v)
 	{
 		const char *sh = json_string_value(v);
-		size_t k = (size_t)json_integer_value(json_object_get(shard_of, sh));
-		const struct cr_st_tensor *st = shard_lookup(&sn[k], name);
+		if (!last || strcmp(sh, last) != 0)
+			k = (size_t)json_integer_value(json_object_get(shard_of, sh));
+		last = sh;
+		const struct cr_st_tensor *st = name_table_find(&names, name, (int)k);
 		if (!st) {
 			cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' is named in the index but missing from shard \"%s\"", idx,
 				name, sh);
-			goto out_files;
+			goto out;
 		}
 		(*entries)[*nent].name = st->name;
 		(*entries)[*nent].shard = (int)k;
@@ -390,40 +473,152 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 		(*nent)++;
 	}
 	rc = 0;
-out_files:
-	free(files);
 out:
-	if (sn)
-		for (size_t k = 0; k < c->nshards; k++)
-			free(sn[k].v);
-	free(sn);
+	for (size_t i = 0; i < nguess; i++) {
+		if (!used[i])
+			cr_st_close(pre[i].f);
+		free(guess[i]);
+	}
+	free(guess);
+	free(pre);
+	free(used);
+	free(files);
+	name_table_free(&names);
 	json_decref(shard_of);
 	json_decref(root);
 	return rc;
 }
 
+/* A key whose byte order (memcmp, the shorter first when one is a prefix)
+ * is cr_natural_cmp's order.  A run of digits becomes '0', the run's length
+ * without leading zeros (4 bytes, big-endian) and those digits: against any
+ * other byte a digit compares as '0' does (digits are contiguous, and the
+ * other byte is not one), and two runs compare by length, then by digits.
+ * At most 3.5 bytes per byte of the name. */
+static size_t natural_key(const char *s, unsigned char *out)
+{
+	unsigned char *o = out;
+	while (*s) {
+		if (*s < '0' || *s > '9') {
+			*o++ = (unsigned char)*s++;
+			continue;
+		}
+		while (*s == '0')
+			s++;
+		size_t n = 0;
+		while (s[n] >= '0' && s[n] <= '9')
+			n++;
+		*o++ = '0';
+		*o++ = (unsigned char)(n >> 24);
+		*o++ = (unsigned char)(n >> 16);
+		*o++ = (unsigned char)(n >> 8);
+		*o++ = (unsigned char)n;
+		memcpy(o, s, n);
+		o += n;
+		s += n;
+	}
+	return (size_t)(o - out);
+}
+
+struct sort_rec {
+	size_t key; /* offset of the key in the key buffer */
+	size_t len;
+	size_t i;
+};
+
+static int cmp_rec(const void *a, const void *b, void *arg)
+{
+	const struct sort_rec *x = a, *y = b;
+	const unsigned char *keys = ((const unsigned char **)arg)[0];
+	const struct cr_tensor *t = ((const struct cr_tensor **)arg)[1];
+	int c = memcmp(keys + x->key, keys + y->key, x->len < y->len ? x->len : y->len);
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return strcmp(t[x->i].name, t[y->i].name); /* names equal as numbers: "a.01" before "a.1" */
+}
+
+/* Natural name order, ties (equal numbers written differently) by strcmp:
+ * the order qsort with cr_natural_cmp gave names already in strcmp order,
+ * with each key built once instead of on every comparison. */
+static void sort_natural(struct cr_tensor *t, size_t n)
+{
+	struct sort_rec *r = cr_xmalloc((n + 1) * sizeof *r);
+	size_t cap = 4096, used = 0;
+	unsigned char *keys = cr_xmalloc(cap);
+	for (size_t i = 0; i < n; i++) {
+		size_t need = strlen(t[i].name) * 4 + 8;
+		if (used + need > cap) {
+			while (used + need > cap)
+				cap *= 2;
+			keys = cr_xrealloc(keys, cap);
+		}
+		r[i].key = used;
+		r[i].len = natural_key(t[i].name, keys + used);
+		r[i].i = i;
+		used += r[i].len;
+	}
+	const void *arg[2] = { keys, t };
+	qsort_r(r, n, sizeof *r, cmp_rec, arg);
+	struct cr_tensor *sorted = cr_xmalloc((n + 1) * sizeof *sorted);
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = t[r[i].i];
+	memcpy(t, sorted, n * sizeof *t);
+	free(sorted);
+	free(keys);
+	free(r);
+}
+
+/* Stored tensors by name, for finding a weight's scale. */
+struct entry_table {
+	size_t cap;
+	int32_t *slot;
+};
+
+static const struct entry *entry_find(const struct entry_table *et, const struct entry *e, const char *name)
+{
+	size_t h = hash_name(name) & (et->cap - 1);
+	for (; et->slot[h] >= 0; h = (h + 1) & (et->cap - 1))
+		if (strcmp(e[et->slot[h]].name, name) == 0)
+			return &e[et->slot[h]];
+	return NULL;
+}
+
 /* Fold each FP8 weight's `_scale_inv` into it and build the catalog. */
 static int build_catalog(struct cr_ckpt *c, struct entry *e, size_t n, cr_error *err)
 {
-	qsort(e, n, sizeof *e, cmp_entry_name);
-	for (size_t i = 1; i < n; i++)
-		if (strcmp(e[i].name, e[i - 1].name) == 0)
-			return cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' appears in two shards", c->path, e[i].name);
+	struct entry_table et = { 16, NULL };
+	while (et.cap < n * 2)
+		et.cap <<= 1;
+	et.slot = cr_xmalloc(et.cap * sizeof *et.slot);
+	memset(et.slot, 0xff, et.cap * sizeof *et.slot);
+	for (size_t i = 0; i < n; i++) {
+		size_t h = hash_name(e[i].name) & (et.cap - 1);
+		for (; et.slot[h] >= 0; h = (h + 1) & (et.cap - 1))
+			if (strcmp(e[et.slot[h]].name, e[i].name) == 0) {
+				free(et.slot);
+				return cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' appears in two shards", c->path,
+					       e[i].name);
+			}
+		et.slot[h] = (int32_t)i;
+	}
 	c->tensors = cr_xcalloc(n + 1, sizeof *c->tensors);
 	size_t sfx = strlen(SCALE_SUFFIX);
 	char *buf = NULL;
 	size_t bufcap = 0;
-	for (size_t i = 0; i < n; i++) {
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *nm = e[i].name;
 		size_t len = strlen(nm);
-		if (len > sfx && strcmp(nm + len - sfx, SCALE_SUFFIX) == 0) {
+		if (len > sfx && memcmp(nm + len - sfx, SCALE_SUFFIX, sfx) == 0) {
 			if (bufcap < len + 1) {
 				bufcap = len + 1;
 				buf = cr_xrealloc(buf, bufcap);
 			}
 			memcpy(buf, nm, len - sfx);
 			buf[len - sfx] = '\0';
-			const struct entry *w = find_entry(e, n, buf);
+			const struct entry *w = entry_find(&et, e, buf);
 			if (w && (w->st->dtype == CR_DT_F8_E4M3 || w->st->dtype == CR_DT_F8_E5M2)) {
 				c->nscales++;
 				continue; /* folded into its weight below */
@@ -450,24 +645,25 @@ static int build_catalog(struct cr_ckpt *c, struct entry *e, size_t n, cr_error 
 			}
 			memcpy(buf, nm, len);
 			memcpy(buf + len, SCALE_SUFFIX, sfx + 1);
-			const struct entry *s = find_entry(e, n, buf);
+			const struct entry *s = entry_find(&et, e, buf);
 			if (s) {
 				const struct cr_st_tensor *ss = s->st;
 				if (t->ndim != 2 || ss->dtype != CR_DT_F32 || ss->ndim != 2 ||
 				    ss->shape[0] != cr_fp8_scale_dim(t->shape[0]) ||
-				    ss->shape[1] != cr_fp8_scale_dim(t->shape[1])) {
-					free(buf);
-					return cr_fail(err, CR_E_FORMAT,
-						       "%s: tensor '%s': scale '%s' must be F32 of shape [ceil(rows/128), ceil(cols/128)]",
-						       c->path, nm, ss->name);
-				}
+				    ss->shape[1] != cr_fp8_scale_dim(t->shape[1]))
+					rc = cr_fail(err, CR_E_FORMAT,
+						     "%s: tensor '%s': scale '%s' must be F32 of shape [ceil(rows/128), ceil(cols/128)]",
+						     c->path, nm, ss->name);
 				t->scale_shard = s->shard;
 				t->scale = ss;
 			}
 		}
 	}
 	free(buf);
-	qsort(c->tensors, c->ntensors, sizeof *c->tensors, cmp_tensor_natural);
+	free(et.slot);
+	if (rc < 0)
+		return -1;
+	sort_natural(c->tensors, c->ntensors);
 	index_build(c);
 	return 0;
 }
