@@ -24,6 +24,7 @@
 #include "crucible/checkpoint.h"
 #include "crucible/fp8.h"
 #include "crucible/textfile.h"
+#include "index_split.h"
 
 #define SCALE_SUFFIX "_scale_inv"
 /* Size limits (README "Limits"): an index is parsed whole by jansson, so it
@@ -112,9 +113,23 @@ static int check_inside(const char *dir, const char *file, cr_error *err)
 		       file, dir);
 }
 
+/* Opening hashes every name a few times (index, scales, catalog): eight
+ * bytes at a time, with a final mix so the low bits (the slot) depend on all. */
 static uint64_t hash_name(const char *s)
 {
-	return cr_fnv1a(s, strlen(s), CR_FNV_INIT);
+	size_t n = strlen(s);
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+	for (; n >= 8; n -= 8, s += 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 29;
+	}
+	w = 0;
+	memcpy(&w, s, n);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	return h ^ (h >> 33);
 }
 
 static void index_build(struct cr_ckpt *c)
@@ -349,69 +364,149 @@ static char **folder_shards(const char *dir, size_t *n)
 	return v;
 }
 
-static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries, size_t *nent, cr_error *err)
+/* A key repeated in two pieces of a split index (jansson saw each piece alone). */
+static int repeated_key(json_t *const *maps, size_t nmaps)
+{
+	size_t n = 0, cap = 16;
+	for (size_t k = 0; k < nmaps; k++)
+		n += json_object_size(maps[k]);
+	while (cap < n * 2)
+		cap <<= 1;
+	const char **slot = cr_xcalloc(cap, sizeof *slot);
+	int dup = 0;
+	for (size_t k = 0; k < nmaps && !dup; k++) {
+		const char *name;
+		json_t *v;
+		json_object_foreach(maps[k], name, v)
+		{
+			size_t h = hash_name(name) & (cap - 1);
+			while (slot[h] && !(dup = strcmp(slot[h], name) == 0))
+				h = (h + 1) & (cap - 1);
+			if (dup)
+				break;
+			slot[h] = name;
+		}
+	}
+	free(slot);
+	return dup;
+}
+
+/* Pieces the index's weight_map is parsed in (index_split.h): enough to
+ * share the work among threads in even parts. */
+#define INDEX_PIECES 8
+
+static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries, size_t *nent, json_t ***trees,
+		      size_t *ntrees, cr_error *err)
 {
 	json_error_t je;
 	int rc = -1;
 	struct name_table names = { 0 };
 	json_t *shard_of = json_object(); /* shard file name -> index in c->shards */
-	json_t *root = NULL;
+	json_t *root = NULL, **maps = NULL;
+	size_t nmaps = 0;
 	const char **files = NULL;
+	struct cr_index_split sp = { 0 };
+	int split = 0;
 
 	char *text = check_inside(c->dir, idx, err) < 0 ? NULL : cr_read_text_file(idx, MAX_INDEX_BYTES, err);
 	if (!text) {
 		json_decref(shard_of);
 		return -1;
 	}
-	/* Parsing the index (jansson, one thread) takes as long as all the shard
-	 * headers: parse the folder's shards meanwhile on the other threads, and
-	 * match them with the index's names afterwards. */
+	/* Parsing the index with jansson takes longer than all the shard headers:
+	 * parse the folder's shards and the index's pieces at the same time on
+	 * every thread, and match the shards with the index's names afterwards. */
 	size_t nguess;
 	char **guess = folder_shards(c->dir, &nguess);
 	struct shard_open *pre = cr_xcalloc(nguess + 1, sizeof *pre);
 	char *used = cr_xcalloc(nguess + 1, 1);
+	json_t *outer = NULL, **parts = NULL;
 #pragma omp parallel
+#pragma omp single
 	{
-#pragma omp single nowait
-		root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-#pragma omp for schedule(dynamic, 1) nowait
-		for (size_t k = 0; k < nguess; k++)
+		for (size_t k = 0; k < nguess; k++) {
+#pragma omp task firstprivate(k)
 			shard_open(c->dir, guess[k], &pre[k]);
+		}
+		split = cr_index_split(text, strlen(text), INDEX_PIECES, &sp) == 0;
+		if (split) {
+			parts = cr_xcalloc(sp.npieces, sizeof *parts);
+			for (size_t k = 0; k < sp.npieces; k++) {
+#pragma omp task firstprivate(k)
+				parts[k] = json_loadb(sp.piece[k], sp.piece_len[k], JSON_REJECT_DUPLICATES, NULL);
+			}
+#pragma omp task
+			outer = json_loadb(sp.outer, sp.outer_len, JSON_REJECT_DUPLICATES, NULL);
+		}
+	}
+	if (split) {
+		/* valid pieces, none empty, in a valid document, no key twice: the whole is valid */
+		json_t *wm0 = json_object_get(outer, "weight_map");
+		int ok = json_is_object(outer) && json_is_object(wm0) && json_object_size(wm0) == 0;
+		for (size_t k = 0; k < sp.npieces; k++)
+			ok = ok && parts[k] && json_object_size(parts[k]) > 0;
+		ok = ok && !repeated_key(parts, sp.npieces);
+		if (ok) {
+			root = outer;
+			maps = parts;
+			nmaps = sp.npieces;
+		} else {
+			json_decref(outer);
+			for (size_t k = 0; k < sp.npieces; k++)
+				json_decref(parts[k]);
+			free(parts);
+			split = 0;
+		}
+		cr_index_split_free(&sp);
+	}
+	if (!split) {
+		/* not split, or something wrong: the whole document, for jansson's own message */
+		root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+		free(text);
+		text = NULL;
+		if (!root) {
+			cr_fail(err, CR_E_FORMAT, "%s: index is not valid JSON: %s (line %d)", idx, je.text, je.line);
+			goto out;
+		}
+		json_t *wm = json_object_get(root, "weight_map");
+		if (!json_is_object(wm)) {
+			cr_fail(err, CR_E_FORMAT, "%s: index has no \"weight_map\" object", idx);
+			goto out;
+		}
+		maps = cr_xmalloc(sizeof *maps);
+		maps[0] = json_incref(wm);
+		nmaps = 1;
 	}
 	free(text);
-	if (!root) {
-		cr_fail(err, CR_E_FORMAT, "%s: index is not valid JSON: %s (line %d)", idx, je.text, je.line);
-		goto out;
-	}
-	json_t *wm = json_object_get(root, "weight_map");
-	if (!json_is_object(wm)) {
-		cr_fail(err, CR_E_FORMAT, "%s: index has no \"weight_map\" object", idx);
-		goto out;
-	}
+	text = NULL;
 	/* Collect each distinct shard once, in first-seen order, checking names. */
 	const char *name;
 	json_t *v;
-	size_t nfiles = 0;
-	files = cr_xcalloc(json_object_size(wm) + 1, sizeof *files);
+	size_t nfiles = 0, nnames = 0;
+	for (size_t m = 0; m < nmaps; m++)
+		nnames += json_object_size(maps[m]);
+	files = cr_xcalloc(nnames + 1, sizeof *files);
 	const char *last = NULL; /* the index lists a shard's tensors together */
-	json_object_foreach(wm, name, v)
-	{
-		if (!json_is_string(v)) {
-			cr_fail(err, CR_E_FORMAT, "%s: weight_map entry for '%s' is not a string", idx, name);
-			goto out;
+	for (size_t m = 0; m < nmaps; m++)
+		json_object_foreach(maps[m], name, v)
+		{
+			if (!json_is_string(v)) {
+				cr_fail(err, CR_E_FORMAT, "%s: weight_map entry for '%s' is not a string", idx, name);
+				goto out;
+			}
+			const char *sh = json_string_value(v);
+			if ((last && strcmp(sh, last) == 0) || json_object_get(shard_of, sh))
+				continue;
+			if (!shard_name_ok(sh)) {
+				cr_fail(err, CR_E_FORMAT,
+					"%s: weight_map entry for '%s' points outside the checkpoint folder (\"%s\")", idx,
+					name, sh);
+				goto out;
+			}
+			json_object_set_new(shard_of, sh, json_integer((json_int_t)nfiles));
+			files[nfiles++] = sh;
+			last = sh;
 		}
-		const char *sh = json_string_value(v);
-		if ((last && strcmp(sh, last) == 0) || json_object_get(shard_of, sh))
-			continue;
-		if (!shard_name_ok(sh)) {
-			cr_fail(err, CR_E_FORMAT, "%s: weight_map entry for '%s' points outside the checkpoint folder (\"%s\")",
-				idx, name, sh);
-			goto out;
-		}
-		json_object_set_new(shard_of, sh, json_integer((json_int_t)nfiles));
-		files[nfiles++] = sh;
-		last = sh;
-	}
 	/* Take the shards opened above; open the others (named by the index but
 	 * not *.safetensors at the top of the folder) in parallel now. */
 	c->shards = cr_xcalloc(nfiles + 1, sizeof *c->shards);
@@ -451,29 +546,31 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 		goto out;
 	}
 	name_table_build(&names, c->shards, c->nshards);
-	*entries = cr_xcalloc(json_object_size(wm) + 1, sizeof **entries);
+	*entries = cr_xcalloc(nnames + 1, sizeof **entries);
 	*nent = 0;
 	size_t k = 0;
 	last = NULL;
-	json_object_foreach(wm, name, v)
-	{
-		const char *sh = json_string_value(v);
-		if (!last || strcmp(sh, last) != 0)
-			k = (size_t)json_integer_value(json_object_get(shard_of, sh));
-		last = sh;
-		const struct cr_st_tensor *st = name_table_find(&names, name, (int)k);
-		if (!st) {
-			cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' is named in the index but missing from shard \"%s\"", idx,
-				name, sh);
-			goto out;
+	for (size_t m = 0; m < nmaps; m++)
+		json_object_foreach(maps[m], name, v)
+		{
+			const char *sh = json_string_value(v);
+			if (!last || strcmp(sh, last) != 0)
+				k = (size_t)json_integer_value(json_object_get(shard_of, sh));
+			last = sh;
+			const struct cr_st_tensor *st = name_table_find(&names, name, (int)k);
+			if (!st) {
+				cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' is named in the index but missing from shard \"%s\"",
+					idx, name, sh);
+				goto out;
+			}
+			(*entries)[*nent].name = st->name;
+			(*entries)[*nent].shard = (int)k;
+			(*entries)[*nent].st = st;
+			(*nent)++;
 		}
-		(*entries)[*nent].name = st->name;
-		(*entries)[*nent].shard = (int)k;
-		(*entries)[*nent].st = st;
-		(*nent)++;
-	}
 	rc = 0;
 out:
+	free(text);
 	for (size_t i = 0; i < nguess; i++) {
 		if (!used[i])
 			cr_st_close(pre[i].f);
@@ -485,7 +582,10 @@ out:
 	free(files);
 	name_table_free(&names);
 	json_decref(shard_of);
-	json_decref(root);
+	/* the trees are freed by the caller while it builds the catalog */
+	*trees = cr_xrealloc(maps, (nmaps + 1) * sizeof *maps);
+	(*trees)[nmaps] = root;
+	*ntrees = nmaps + 1;
 	return rc;
 }
 
@@ -672,7 +772,8 @@ int cr_ckpt_open(const char *path, struct cr_ckpt **out, cr_error *err)
 {
 	struct cr_ckpt *c = cr_xcalloc(1, sizeof *c);
 	struct entry *entries = NULL;
-	size_t nent = 0, cap = 0;
+	json_t **trees = NULL; /* the index's */
+	size_t nent = 0, cap = 0, ntrees = 0;
 	struct stat st;
 	int rc = -1;
 
@@ -699,7 +800,7 @@ int cr_ckpt_open(const char *path, struct cr_ckpt **out, cr_error *err)
 		char *single = path_join(c->dir, "model.safetensors");
 		int r;
 		if (stat(idx, &st) == 0)
-			r = open_index(c, idx, &entries, &nent, err);
+			r = open_index(c, idx, &entries, &nent, &trees, &ntrees, err);
 		else if (stat(single, &st) == 0)
 			r = check_inside(c->dir, single, err) < 0 ? -1 : add_shard(c, single, &cap, err);
 		else
@@ -716,10 +817,26 @@ int cr_ckpt_open(const char *path, struct cr_ckpt **out, cr_error *err)
 		for (size_t i = 0; i < f->ntensors; i++)
 			entries[nent++] = (struct entry){ f->tensors[i].name, 0, &f->tensors[i] };
 	}
-	if (build_catalog(c, entries, nent, err) < 0)
+	int built = 0;
+#pragma omp parallel sections num_threads(2)
+	{
+#pragma omp section
+		built = build_catalog(c, entries, nent, err);
+#pragma omp section
+		{
+			/* the index: its 92,000 keys take a while to free */
+			for (size_t i = 0; i < ntrees; i++)
+				json_decref(trees[i]);
+			ntrees = 0;
+		}
+	}
+	if (built < 0)
 		goto done;
 	rc = 0;
 done:
+	for (size_t i = 0; i < ntrees; i++)
+		json_decref(trees[i]);
+	free(trees);
 	free(entries);
 	if (rc == 0)
 		*out = c;

@@ -15,6 +15,7 @@
 
 #include "crucible/checkpoint.h"
 #include "crucible/safetensors.h"
+#include "index_split_ref.h"
 
 static int cmp_old(const void *a, const void *b)
 {
@@ -183,6 +184,99 @@ START_TEST(index_names_matched_with_the_folder)
 }
 END_TEST
 
+
+static int nsplit;
+
+static void agrees(const char *what, const char *text)
+{
+	char why[300];
+	int r = split_agrees(text, why, sizeof why);
+	ck_assert_msg(r >= 0, "%s: %s\n%.300s", what, why, text);
+	nsplit += r;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *b = malloc((size_t)n + 1);
+	ck_assert_int_eq(fread(b, 1, (size_t)n, f), n);
+	b[n] = '\0';
+	fclose(f);
+	return b;
+}
+
+#define WM(x) "{\"metadata\":{\"total_size\":8},\"weight_map\":{" x "}}"
+static const char *const tricky_index[] = {
+	WM("\"a\":\"s1\",\"b\":\"s1\",\"c\":\"s2\""),
+	WM("\"a\":\"s1\",\"b\":\"s1\",\"a\":\"s2\""), /* a key twice, in two pieces */
+	WM("\"a\":\"s1\",\"b\":\"s1\",\"c\":\"s2\","), /* trailing comma */
+	WM(",\"a\":\"s1\",\"b\":\"s1\""),
+	WM("\"a\":\"s1\",,\"b\":\"s1\""),
+	WM("\"a,b\":\"s,1\",\"c\\\",\":\"s2\",\"d\\\\\":\"s\\\\\\\",3\""), /* commas and quotes in strings */
+	WM("\"a\":{\"x\":[1,2,3]},\"b\":[\"s1\",\"s2\"],\"c\":\"s2\""), /* commas deeper down */
+	WM("\"a\":\"s1\" , \"b\" : \"s1\"\n,\n\"c\":\"s2\""),
+	WM("\"a\":\"s1\",\"b\":\"s1\",\"c\":\"s2\"") " x",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"s2\"},\"weight_map\":{\"c\":\"s3\",\"d\":\"s3\"}}",
+	"{\"metadata\":{\"weight_map\":{\"a\":\"s1\",\"b\":\"s2\"}},\"x\":1}",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"s2\",\"c\":\"s3\"},\"metadata\":{\"weight_map\":[1,2]}}",
+	"[\"weight_map\",{\"a\":\"s1\",\"b\":\"s2\"}]",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"s2\",\"c\":\"s3\"}",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"s2\",\"c\":\"s3\"}}}",
+	"{\"weight_map\" {\"a\":\"s1\",\"b\":\"s2\"}}",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"\xff\",\"c\":\"s3\"}}",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"\\u0000\",\"c\":\"s3\"}}",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"s2\"},\"w\":[}",
+	"{\"weight_map\":{\"a\":\"s1\",\"b\":\"s2\",\"c\":\"s3\"}} {}",
+};
+
+/* The index split into pieces says what jansson says of the whole. */
+START_TEST(split_index_agrees_with_the_whole)
+{
+	static const char *const fixtures[] = {
+		"models/dsv3/v3-base/model.safetensors.index.json",
+		"models/dsv3/r1/model.safetensors.index.json",
+		"models/llama/chat/model.safetensors.index.json",
+		"malformed/index-ok/model.safetensors.index.json",
+		"malformed/index-duplicate-tensor/model.safetensors.index.json",
+		"malformed/index-not-json/model.safetensors.index.json",
+		"malformed/index-traversal/model.safetensors.index.json",
+	};
+	for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
+		char *t = slurp(fixture(fixtures[i]));
+		agrees(fixtures[i], t);
+		free(t);
+	}
+	ck_assert_int_ge(nsplit, 3);
+	for (size_t i = 0; i < sizeof tricky_index / sizeof tricky_index[0]; i++)
+		agrees("tricky", tricky_index[i]);
+	/* mutants of a dsv3 index: byte edits anywhere, often in the weight_map */
+	char *base = slurp(fixture("models/dsv3/v3-base/model.safetensors.index.json"));
+	size_t n = strlen(base);
+	char *buf = malloc(n + 64);
+	uint64_t r = 0x243f6a8885a308d3ull;
+	static const char edits[] = ",:{}[]\"\\ x0";
+	for (int k = 0; k < 3000; k++) {
+		memcpy(buf, base, n + 1);
+		for (int e = 0; e < 2; e++) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			buf[r % n] = edits[(r >> 32) % (sizeof edits - 1)];
+		}
+		agrees("mutant", buf);
+	}
+	free(buf);
+	free(base);
+	/* and a split that was wrong would be seen: a piece with a member dropped */
+	struct cr_index_split sp;
+	ck_assert_int_eq(cr_index_split(tricky_index[0], strlen(tricky_index[0]), 8, &sp), 0);
+	ck_assert_uint_ge(sp.npieces, 2);
+	cr_index_split_free(&sp);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("open");
@@ -191,6 +285,7 @@ int main(void)
 	tcase_add_test(tc, natural_order_of_tricky_names);
 	tcase_add_test(tc, full_deepseek_layout_opens_as_before);
 	tcase_add_test(tc, index_names_matched_with_the_folder);
+	tcase_add_test(tc, split_index_agrees_with_the_whole);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
