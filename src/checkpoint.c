@@ -132,6 +132,18 @@ static uint64_t hash_name(const char *s)
 	return h ^ (h >> 33);
 }
 
+/* Put k in the first empty slot from h on (open addressing, linear probe);
+ * safe from several threads at once.  Returns the slot. */
+static size_t slot_put(int32_t *slot, size_t cap, size_t h, int32_t k)
+{
+	for (;; h = (h + 1) & (cap - 1)) {
+		int32_t empty = -1;
+		if (__atomic_load_n(&slot[h], __ATOMIC_RELAXED) < 0 &&
+		    __atomic_compare_exchange_n(&slot[h], &empty, k, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			return h;
+	}
+}
+
 static void index_build(struct cr_ckpt *c)
 {
 	size_t cap = 16;
@@ -140,12 +152,9 @@ static void index_build(struct cr_ckpt *c)
 	c->hcap = cap;
 	c->hslot = cr_xmalloc(cap * sizeof *c->hslot);
 	memset(c->hslot, 0xff, cap * sizeof *c->hslot);
-	for (size_t i = 0; i < c->ntensors; i++) {
-		size_t h = hash_name(c->tensors[i].name) & (cap - 1);
-		while (c->hslot[h] >= 0)
-			h = (h + 1) & (cap - 1);
-		c->hslot[h] = (int32_t)i;
-	}
+#pragma omp parallel for schedule(static, 1024)
+	for (size_t i = 0; i < c->ntensors; i++)
+		slot_put(c->hslot, cap, hash_name(c->tensors[i].name) & (cap - 1), (int32_t)i);
 }
 
 const struct cr_tensor *cr_ckpt_find(const struct cr_ckpt *c, const char *name)
@@ -275,9 +284,12 @@ struct name_table {
 
 static void name_table_build(struct name_table *nt, struct cr_st_file *const *shards, size_t nshards)
 {
-	size_t n = 0, k = 0;
-	for (size_t i = 0; i < nshards; i++)
+	size_t n = 0;
+	size_t *first = cr_xmalloc((nshards + 1) * sizeof *first);
+	for (size_t i = 0; i < nshards; i++) {
+		first[i] = n;
 		n += shards[i]->ntensors;
+	}
 	nt->cap = 16;
 	while (nt->cap < n * 2)
 		nt->cap <<= 1;
@@ -285,15 +297,15 @@ static void name_table_build(struct name_table *nt, struct cr_st_file *const *sh
 	memset(nt->slot, 0xff, nt->cap * sizeof *nt->slot);
 	nt->st = cr_xmalloc((n + 1) * sizeof *nt->st);
 	nt->shard = cr_xmalloc((n + 1) * sizeof *nt->shard);
+#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t i = 0; i < nshards; i++)
-		for (size_t j = 0; j < shards[i]->ntensors; j++, k++) {
+		for (size_t j = 0; j < shards[i]->ntensors; j++) {
+			size_t k = first[i] + j;
 			nt->st[k] = &shards[i]->tensors[j];
 			nt->shard[k] = (int)i;
-			size_t h = hash_name(nt->st[k]->name) & (nt->cap - 1);
-			while (nt->slot[h] >= 0)
-				h = (h + 1) & (nt->cap - 1);
-			nt->slot[h] = (int32_t)k;
+			slot_put(nt->slot, nt->cap, hash_name(nt->st[k]->name) & (nt->cap - 1), (int32_t)k);
 		}
+	free(first);
 }
 
 static const struct cr_st_tensor *name_table_find(const struct name_table *nt, const char *name, int shard)
@@ -374,17 +386,23 @@ static int repeated_key(json_t *const *maps, size_t nmaps)
 		cap <<= 1;
 	const char **slot = cr_xcalloc(cap, sizeof *slot);
 	int dup = 0;
-	for (size_t k = 0; k < nmaps && !dup; k++) {
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : dup)
+	for (size_t k = 0; k < nmaps; k++) {
 		const char *name;
 		json_t *v;
 		json_object_foreach(maps[k], name, v)
 		{
 			size_t h = hash_name(name) & (cap - 1);
-			while (slot[h] && !(dup = strcmp(slot[h], name) == 0))
-				h = (h + 1) & (cap - 1);
-			if (dup)
-				break;
-			slot[h] = name;
+			for (;; h = (h + 1) & (cap - 1)) {
+				const char *seen = NULL;
+				if (__atomic_compare_exchange_n(&slot[h], &seen, name, 0, __ATOMIC_ACQ_REL,
+								__ATOMIC_ACQUIRE))
+					break;
+				if (strcmp(seen, name) == 0) {
+					dup = 1;
+					break;
+				}
+			}
 		}
 	}
 	free(slot);
@@ -546,29 +564,46 @@ static int open_index(struct cr_ckpt *c, const char *idx, struct entry **entries
 		goto out;
 	}
 	name_table_build(&names, c->shards, c->nshards);
+	/* each piece fills its own range of entries; the first error in index order wins */
 	*entries = cr_xcalloc(nnames + 1, sizeof **entries);
-	*nent = 0;
-	size_t k = 0;
-	last = NULL;
-	for (size_t m = 0; m < nmaps; m++)
-		json_object_foreach(maps[m], name, v)
+	*nent = nnames;
+	size_t *at = cr_xmalloc((nmaps + 1) * sizeof *at);
+	const char **bad = cr_xcalloc(nmaps + 1, sizeof *bad), **bad_sh = cr_xcalloc(nmaps + 1, sizeof *bad_sh);
+	for (size_t m = 0, o = 0; m < nmaps; m++) {
+		at[m] = o;
+		o += json_object_size(maps[m]);
+	}
+#pragma omp parallel for schedule(dynamic, 1)
+	for (size_t m = 0; m < nmaps; m++) {
+		const char *mname, *mlast = NULL;
+		json_t *mv;
+		size_t k = 0, i = at[m];
+		json_object_foreach(maps[m], mname, mv)
 		{
-			const char *sh = json_string_value(v);
-			if (!last || strcmp(sh, last) != 0)
+			const char *sh = json_string_value(mv);
+			if (!mlast || strcmp(sh, mlast) != 0)
 				k = (size_t)json_integer_value(json_object_get(shard_of, sh));
-			last = sh;
-			const struct cr_st_tensor *st = name_table_find(&names, name, (int)k);
+			mlast = sh;
+			const struct cr_st_tensor *st = name_table_find(&names, mname, (int)k);
 			if (!st) {
-				cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' is named in the index but missing from shard \"%s\"",
-					idx, name, sh);
-				goto out;
+				bad[m] = mname;
+				bad_sh[m] = sh;
+				break;
 			}
-			(*entries)[*nent].name = st->name;
-			(*entries)[*nent].shard = (int)k;
-			(*entries)[*nent].st = st;
-			(*nent)++;
+			(*entries)[i++] = (struct entry){ st->name, (int)k, st };
 		}
+	}
 	rc = 0;
+	for (size_t m = 0; m < nmaps && rc == 0; m++)
+		if (bad[m]) {
+			rc = cr_fail(err, CR_E_FORMAT,
+				     "%s: tensor '%s' is named in the index but missing from shard \"%s\"", idx, bad[m],
+				     bad_sh[m]);
+			*nent = 0;
+		}
+	free(at);
+	free(bad);
+	free(bad_sh);
 out:
 	free(text);
 	for (size_t i = 0; i < nguess; i++) {
@@ -685,81 +720,133 @@ static const struct entry *entry_find(const struct entry_table *et, const struct
 	return NULL;
 }
 
-/* Fold each FP8 weight's `_scale_inv` into it and build the catalog. */
+static int is_fp8(enum cr_dtype d)
+{
+	return d == CR_DT_F8_E4M3 || d == CR_DT_F8_E5M2;
+}
+
+/* name with its last `cut` bytes replaced by `add`, in buf (grown as needed) */
+static const char *respell(char **buf, size_t *cap, const char *name, size_t len, size_t cut, const char *add)
+{
+	size_t n = len - cut, m = strlen(add);
+	if (*cap < n + m + 1) {
+		*cap = n + m + 1;
+		*buf = cr_xrealloc(*buf, *cap);
+	}
+	memcpy(*buf, name, n);
+	memcpy(*buf + n, add, m + 1);
+	return *buf;
+}
+
+/* Of two names that break a rule, report the first in strcmp order (as the
+ * old reader, which walked the names sorted, did). */
+static void keep_first(const char **cur, const char *name)
+{
+	if (!*cur || strcmp(name, *cur) < 0)
+		*cur = name;
+}
+
+/* Fold each FP8 weight's `_scale_inv` into it and build the catalog, the
+ * loops shared among the threads. */
 static int build_catalog(struct cr_ckpt *c, struct entry *e, size_t n, cr_error *err)
 {
+	const size_t sfx = strlen(SCALE_SUFFIX);
 	struct entry_table et = { 16, NULL };
 	while (et.cap < n * 2)
 		et.cap <<= 1;
 	et.slot = cr_xmalloc(et.cap * sizeof *et.slot);
 	memset(et.slot, 0xff, et.cap * sizeof *et.slot);
-	for (size_t i = 0; i < n; i++) {
-		size_t h = hash_name(e[i].name) & (et.cap - 1);
-		for (; et.slot[h] >= 0; h = (h + 1) & (et.cap - 1))
-			if (strcmp(e[et.slot[h]].name, e[i].name) == 0) {
-				free(et.slot);
-				return cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' appears in two shards", c->path,
-					       e[i].name);
+	const char *dup = NULL, *bad_scale = NULL;
+	unsigned char *folded = cr_xcalloc(n + 1, 1);
+	size_t *pos = cr_xmalloc((n + 1) * sizeof *pos);
+#pragma omp parallel
+	{
+		const char *my_dup = NULL;
+#pragma omp for schedule(static, 1024)
+		for (size_t i = 0; i < n; i++) {
+			size_t h = slot_put(et.slot, et.cap, hash_name(e[i].name) & (et.cap - 1), (int32_t)i);
+			/* the same name in an earlier slot of its chain: a duplicate */
+			for (size_t g = hash_name(e[i].name) & (et.cap - 1); g != h; g = (g + 1) & (et.cap - 1)) {
+				int32_t o = __atomic_load_n(&et.slot[g], __ATOMIC_RELAXED);
+				if (o >= 0 && strcmp(e[o].name, e[i].name) == 0)
+					keep_first(&my_dup, e[i].name);
 			}
-		et.slot[h] = (int32_t)i;
+		}
+		/* (the barrier above: the table is complete) */
+		char *buf = NULL;
+		size_t cap = 0;
+#pragma omp for schedule(static, 1024)
+		for (size_t i = 0; i < n; i++) {
+			size_t len = strlen(e[i].name);
+			if (len > sfx && memcmp(e[i].name + len - sfx, SCALE_SUFFIX, sfx) == 0) {
+				const struct entry *w = entry_find(&et, e, respell(&buf, &cap, e[i].name, len, sfx, ""));
+				folded[i] = w && is_fp8(w->st->dtype);
+			}
+		}
+#pragma omp single
+		{
+			for (size_t i = 0, k = 0; i < n; i++) {
+				pos[i] = k;
+				k += !folded[i];
+				c->nscales += folded[i];
+			}
+			c->ntensors = n - c->nscales;
+			c->tensors = cr_xcalloc(c->ntensors + 1, sizeof *c->tensors);
+		}
+		const char *my_bad = NULL;
+#pragma omp for schedule(static, 1024)
+		for (size_t i = 0; i < n; i++) {
+			if (folded[i])
+				continue;
+			const char *nm = e[i].name;
+			struct cr_tensor *t = &c->tensors[pos[i]];
+			t->name = nm;
+			t->dtype = e[i].st->dtype;
+			t->ndim = e[i].st->ndim;
+			t->shape = e[i].st->shape;
+			t->nelem = e[i].st->nelem;
+			t->nbytes = cr_st_tensor_nbytes(e[i].st);
+			t->shard = e[i].shard;
+			t->st = e[i].st;
+			t->scale_shard = -1;
+			struct cr_class_info ci = cr_classify(nm, c->num_layers);
+			t->cls = ci.cls;
+			t->layer = ci.layer;
+			t->expert = ci.expert;
+			if (!is_fp8(t->dtype))
+				continue;
+			const struct entry *s = entry_find(&et, e, respell(&buf, &cap, nm, strlen(nm), 0, SCALE_SUFFIX));
+			if (!s)
+				continue;
+			const struct cr_st_tensor *ss = s->st;
+			if (t->ndim != 2 || ss->dtype != CR_DT_F32 || ss->ndim != 2 ||
+			    ss->shape[0] != cr_fp8_scale_dim(t->shape[0]) || ss->shape[1] != cr_fp8_scale_dim(t->shape[1]))
+				keep_first(&my_bad, nm);
+			t->scale_shard = s->shard;
+			t->scale = ss;
+		}
+		free(buf);
+#pragma omp critical
+		{
+			if (my_dup)
+				keep_first(&dup, my_dup);
+			if (my_bad)
+				keep_first(&bad_scale, my_bad);
+		}
 	}
-	c->tensors = cr_xcalloc(n + 1, sizeof *c->tensors);
-	size_t sfx = strlen(SCALE_SUFFIX);
-	char *buf = NULL;
-	size_t bufcap = 0;
+	free(folded);
+	free(pos);
 	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		const char *nm = e[i].name;
-		size_t len = strlen(nm);
-		if (len > sfx && memcmp(nm + len - sfx, SCALE_SUFFIX, sfx) == 0) {
-			if (bufcap < len + 1) {
-				bufcap = len + 1;
-				buf = cr_xrealloc(buf, bufcap);
-			}
-			memcpy(buf, nm, len - sfx);
-			buf[len - sfx] = '\0';
-			const struct entry *w = entry_find(&et, e, buf);
-			if (w && (w->st->dtype == CR_DT_F8_E4M3 || w->st->dtype == CR_DT_F8_E5M2)) {
-				c->nscales++;
-				continue; /* folded into its weight below */
-			}
-		}
-		struct cr_tensor *t = &c->tensors[c->ntensors++];
-		t->name = nm;
-		t->dtype = e[i].st->dtype;
-		t->ndim = e[i].st->ndim;
-		t->shape = e[i].st->shape;
-		t->nelem = e[i].st->nelem;
-		t->nbytes = cr_st_tensor_nbytes(e[i].st);
-		t->shard = e[i].shard;
-		t->st = e[i].st;
-		t->scale_shard = -1;
-		struct cr_class_info ci = cr_classify(nm, c->num_layers);
-		t->cls = ci.cls;
-		t->layer = ci.layer;
-		t->expert = ci.expert;
-		if (t->dtype == CR_DT_F8_E4M3 || t->dtype == CR_DT_F8_E5M2) {
-			if (bufcap < len + sfx + 1) {
-				bufcap = len + sfx + 1;
-				buf = cr_xrealloc(buf, bufcap);
-			}
-			memcpy(buf, nm, len);
-			memcpy(buf + len, SCALE_SUFFIX, sfx + 1);
-			const struct entry *s = entry_find(&et, e, buf);
-			if (s) {
-				const struct cr_st_tensor *ss = s->st;
-				if (t->ndim != 2 || ss->dtype != CR_DT_F32 || ss->ndim != 2 ||
-				    ss->shape[0] != cr_fp8_scale_dim(t->shape[0]) ||
-				    ss->shape[1] != cr_fp8_scale_dim(t->shape[1]))
-					rc = cr_fail(err, CR_E_FORMAT,
-						     "%s: tensor '%s': scale '%s' must be F32 of shape [ceil(rows/128), ceil(cols/128)]",
-						     c->path, nm, ss->name);
-				t->scale_shard = s->shard;
-				t->scale = ss;
-			}
-		}
+	if (dup) {
+		rc = cr_fail(err, CR_E_FORMAT, "%s: tensor '%s' appears in two shards", c->path, dup);
+	} else if (bad_scale) {
+		const char *nm = bad_scale;
+		char *buf = NULL;
+		size_t cap = 0;
+		rc = cr_fail(err, CR_E_FORMAT, "%s: tensor '%s': scale '%s' must be F32 of shape [ceil(rows/128), ceil(cols/128)]",
+			     c->path, nm, respell(&buf, &cap, nm, strlen(nm), 0, SCALE_SUFFIX));
+		free(buf);
 	}
-	free(buf);
 	free(et.slot);
 	if (rc < 0)
 		return -1;
@@ -817,19 +904,12 @@ int cr_ckpt_open(const char *path, struct cr_ckpt **out, cr_error *err)
 		for (size_t i = 0; i < f->ntensors; i++)
 			entries[nent++] = (struct entry){ f->tensors[i].name, 0, &f->tensors[i] };
 	}
-	int built = 0;
-#pragma omp parallel sections num_threads(2)
-	{
-#pragma omp section
-		built = build_catalog(c, entries, nent, err);
-#pragma omp section
-		{
-			/* the index: its 92,000 keys take a while to free */
-			for (size_t i = 0; i < ntrees; i++)
-				json_decref(trees[i]);
-			ntrees = 0;
-		}
-	}
+	int built = build_catalog(c, entries, nent, err);
+	/* the index: its 92,000 keys take a while to free, a piece per thread */
+#pragma omp parallel for schedule(dynamic, 1)
+	for (size_t i = 0; i < ntrees; i++)
+		json_decref(trees[i]);
+	ntrees = 0;
 	if (built < 0)
 		goto done;
 	rc = 0;

@@ -277,6 +277,39 @@ START_TEST(split_index_agrees_with_the_whole)
 }
 END_TEST
 
+/* Of several broken scales, the message names the first weight in strcmp
+ * order, whichever thread saw it (the old reader walked names sorted). */
+START_TEST(first_broken_scale_is_reported)
+{
+	char *d = tmpdir(), path[4200];
+	static const uint64_t w_shape[2] = { 2, 2 }, bad_grid[2] = { 2, 2 }, good_grid[2] = { 1, 1 };
+	static const char *const names[] = { "m.9.w", "m.10.w", "m.b.w", "m.a.w", "m.c.w" };
+	struct cr_st_entry plan[10];
+	size_t n = 0;
+	for (size_t i = 0; i < 5; i++) {
+		static char scale[5][64];
+		snprintf(scale[i], sizeof scale[i], "%s_scale_inv", names[i]);
+		plan[n++] = (struct cr_st_entry){ names[i], CR_DT_F8_E4M3, 2, w_shape };
+		/* m.c.w is fine; the others have a 2x2 grid where 1x1 is right */
+		plan[n++] = (struct cr_st_entry){ scale[i], CR_DT_F32, 2, i == 4 ? good_grid : bad_grid };
+	}
+	snprintf(path, sizeof path, "%s/model.safetensors", d);
+	struct cr_st_writer *w;
+	cr_error err;
+	ck_assert_msg(cr_st_writer_open(path, plan, n, NULL, 0, &w, &err) == 0, "%s", err.msg);
+	static unsigned char zero[64];
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(cr_st_writer_write(w, i, 0, zero, cr_st_writer_nbytes(w, i), &err), 0);
+	ck_assert_msg(cr_st_writer_finish(w, &err) == 0, "%s", err.msg);
+	struct cr_ckpt *c;
+	ck_assert_int_eq(cr_ckpt_open(d, &c, &err), -1);
+	ck_assert_msg(strstr(err.msg, "tensor 'm.10.w': scale 'm.10.w_scale_inv' must be F32 of shape") != NULL, "%s",
+		      err.msg);
+	rmrf(d);
+	free(d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("open");
@@ -286,6 +319,7 @@ int main(void)
 	tcase_add_test(tc, full_deepseek_layout_opens_as_before);
 	tcase_add_test(tc, index_names_matched_with_the_folder);
 	tcase_add_test(tc, split_index_agrees_with_the_whole);
+	tcase_add_test(tc, first_broken_scale_is_reported);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
