@@ -27,8 +27,9 @@
 #include "index_split.h"
 
 #define SCALE_SUFFIX "_scale_inv"
-/* Size limits (README "Limits"): an index is parsed whole by jansson, so it
- * gets the same bound as a shard header; DeepSeek-V3's is about 9 MB. */
+/* Size limits (README "Limits"): an index is parsed by jansson (in pieces,
+ * index_split.h) into a tree, so it gets the same bound as a shard header;
+ * DeepSeek-V3's is about 9 MB. */
 #define MAX_INDEX_BYTES CR_ST_MAX_HEADER
 #define MAX_CONFIG_BYTES (16u << 20)
 
