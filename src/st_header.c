@@ -50,6 +50,7 @@ struct hp {
 	struct cr_st_meta *meta;
 	size_t nmeta, capmeta;
 	int depth, too_deep;
+	const char *in_tensor; /* the entry being read, named in JSON errors */
 	char rule[200]; /* the JSON error, if any */
 	size_t rule_at;
 	int have_sem;
@@ -63,8 +64,11 @@ static int syntax(struct hp *h, const unsigned char *at, const char *fmt, ...)
 {
 	if (!h->rule[0]) {
 		va_list ap;
+		size_t k = 0;
+		if (h->in_tensor)
+			k = (size_t)snprintf(h->rule, sizeof h->rule, "tensor '%.60s': ", h->in_tensor);
 		va_start(ap, fmt);
-		vsnprintf(h->rule, sizeof h->rule, fmt, ap);
+		vsnprintf(h->rule + k, sizeof h->rule - k, fmt, ap);
 		va_end(ap);
 		h->rule_at = (size_t)(at - h->s);
 	}
@@ -302,10 +306,12 @@ static int number(struct hp *h, int *is_int, int *neg, uint64_t *mag)
 	}
 	if (*is_int) {
 		if (big || m > (*neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX))
-			return syntax(h, a, "integer out of the 64-bit signed range");
+			return syntax(h, a, "integer %.*s%s is out of range (-2^63 to 2^63-1)", (int)(p - a < 30 ? p - a : 30),
+				      (const char *)a, p - a > 30 ? "..." : "");
 		*mag = m;
 	} else if (real_overflows(a, p)) {
-		return syntax(h, a, "real number overflows a double");
+		return syntax(h, a, "number %.*s%s overflows a double", (int)(p - a < 30 ? p - a : 30), (const char *)a,
+			      p - a > 30 ? "..." : "");
 	}
 	h->p = p;
 	return 0;
@@ -624,10 +630,12 @@ static int tensor_entry(struct hp *h, const char *name)
 	memset(t, 0, sizeof *t);
 	t->name = (char *)name;
 	h->shape_at[h->nt++] = h->ndims;
+	h->in_tensor = name;
 	if (h->p >= h->end || *h->p != '{') {
 		if (skip_value(h) < 0)
 			return -1;
 		semantic(h, "%s: tensor '%.200s': entry is not a JSON object", h->path, name);
+		h->in_tensor = NULL;
 		return 0;
 	}
 	const unsigned char *start = h->p;
@@ -670,6 +678,7 @@ static int tensor_entry(struct hp *h, const char *name)
 	if (more < 0 || keyset_check(h, &others, start) < 0)
 		goto fail;
 	h->depth--;
+	h->in_tensor = NULL;
 	check_tensor(h, name, &e, t);
 	h->used = mark; /* the entry's keys and dtype are no longer needed */
 	return 0;
