@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "crucible/dtype.h"
+#include "e4m3.h"
+#include "hot.h"
 
 struct dtype_info {
 	const char *name;
@@ -218,6 +220,7 @@ uint8_t cr_f32_to_e4m3(float f)
 
 /* Codes are made 32 bits wide, then narrowed: GCC vectorizes the two
  * loops, but not one that mixes f32 loads with byte stores. */
+CR_HOT
 void cr_e4m3_encode_scaled(const float *restrict src, float scale, uint8_t *restrict dst, size_t n)
 {
 	uint32_t tmp[64];
@@ -249,23 +252,17 @@ uint8_t cr_f32_to_e5m2(float f)
 	return sign | (uint8_t)code;
 }
 
-/* Decoding FP8 goes through a table: one load per element. */
-static float e4m3_table[256], e5m2_table[256];
+/* E5M2 decodes through a table (one load per element); E4M3, the format of
+ * DeepSeek's weights, by bit placement (e4m3.h), which vectorizes. */
+static float e5m2_table[256];
 static void init_tables(void) __attribute__((constructor));
 static void init_tables(void)
 {
-	for (int i = 0; i < 256; i++) {
-		e4m3_table[i] = cr_e4m3_to_f32((uint8_t)i);
+	for (int i = 0; i < 256; i++)
 		e5m2_table[i] = cr_e5m2_to_f32((uint8_t)i);
-	}
 }
 
-const float *cr_e4m3_table(void);
-const float *cr_e4m3_table(void)
-{
-	return e4m3_table;
-}
-
+CR_HOT
 int cr_convert_to_f32(enum cr_dtype dt, const void *src, float *restrict dst, size_t n)
 {
 	switch (dt) {
@@ -293,9 +290,7 @@ int cr_convert_to_f32(enum cr_dtype dt, const void *src, float *restrict dst, si
 		return 0;
 	}
 	case CR_DT_F8_E4M3: {
-		const uint8_t *s = src;
-		for (size_t i = 0; i < n; i++)
-			dst[i] = e4m3_table[s[i]];
+		cr_e4m3_scale_run(src, 1.0f, n, dst);
 		return 0;
 	}
 	case CR_DT_F8_E5M2: {
@@ -309,6 +304,7 @@ int cr_convert_to_f32(enum cr_dtype dt, const void *src, float *restrict dst, si
 	}
 }
 
+CR_HOT
 int cr_convert_from_f32(enum cr_dtype dt, const float *restrict src, void *dst, size_t n)
 {
 	switch (dt) {

@@ -28,15 +28,23 @@
 
 #include "crucible/engine.h"
 #include "crucible/fp8.h"
+#include "hot.h"
+#include "pool.h"
+#include "writebehind.h"
 #include "crucible/output.h"
 
 #define BLOCK 2048 /* elements per cache-resident block of the element-wise path */
-#define DEFAULT_CHUNK 1048576
+#define SUBREAD (32 * BLOCK) /* elements read per input at a time (128 KiB of BF16) */
+#define DEFAULT_CHUNK 262144
 #define COPY_CHUNK_BYTES (4u << 20)
 #define MANIFEST ".crucible-manifest.json"
 
+/* The engine's chunk loops run on its pool; the kernels' own passes on OpenMP. */
 static int thread_id(void)
 {
+	int t = cr_pool_tid();
+	if (t >= 0)
+		return t;
 #ifdef _OPENMP
 	return omp_get_thread_num();
 #else
@@ -154,7 +162,9 @@ struct eng {
 	char *out, *partial;
 	int nthreads;
 	struct cr_scratch sc;
-	uint8_t **raw, **oraw;
+	uint8_t **raw;
+	struct cr_wb *wb; /* every data write goes through it */
+	struct cr_pool *pool; /* the chunk loops */
 	float **srow, **blk;
 	size_t target, cap;
 	double *rel; /* ntensors x nparents */
@@ -347,6 +357,61 @@ static int fail_once(int *failed, cr_error *err, const cr_error *e1)
 	return rc;
 }
 
+/* Queue a write of a pool buffer (or, for small writes, a copy of src); a
+ * failed earlier write comes back here as this chunk's error. */
+static int queue_write(struct eng *e, struct cr_st_writer *w, size_t i, uint64_t off, uint8_t *buf, size_t len,
+		       cr_error *e1)
+{
+	if (cr_wb_put(e->wb, w, i, off, buf, len) == 0)
+		return 0;
+	cr_wb_failed(e->wb, e1);
+	return -1;
+}
+
+static int queue_copy(struct eng *e, struct cr_st_writer *w, size_t i, uint64_t off, const void *src, size_t len,
+		      cr_error *e1)
+{
+	if (cr_wb_put_copy(e->wb, w, i, off, src, len) == 0)
+		return 0;
+	cr_wb_failed(e->wb, e1);
+	return -1;
+}
+
+struct copy_job {
+	struct eng *e;
+	const struct cr_ckpt *c;
+	const struct cr_tensor *t;
+	const char *name;
+	struct cr_st_writer *w;
+	size_t wi;
+	uint64_t nb, chunk, *sum;
+	int *failed;
+	cr_error *err;
+};
+
+static void copy_chunk(void *ctx, size_t ch, int tid)
+{
+	struct copy_job *j = ctx;
+	struct eng *e = j->e;
+	(void)tid;
+	if (__atomic_load_n(j->failed, __ATOMIC_RELAXED))
+		return;
+	uint64_t off = (uint64_t)ch * j->chunk, len = j->nb - off < j->chunk ? j->nb - off : j->chunk;
+	uint8_t *buf = cr_wb_get(e->wb);
+	cr_error e1;
+	if (cr_tensor_read_raw(j->c, j->t, off, buf, (size_t)len, &e1) < 0) {
+		cr_wb_release(e->wb, buf);
+		fail_once(j->failed, j->err, &e1);
+		return;
+	}
+	add_sum(j->sum, cr_checksum_piece(buf, (size_t)len, off));
+	if (queue_write(e, j->w, j->wi, off, buf, (size_t)len, &e1) < 0) {
+		fail_once(j->failed, j->err, &e1);
+		return;
+	}
+	chunk_done(e, len, j->name, j->failed);
+}
+
 static int copy_raw(struct eng *e, size_t ti, int src, struct cr_st_writer *w, size_t wi, size_t si,
 		    struct rd_ctx *rc, uint64_t *sum, cr_error *err)
 {
@@ -355,23 +420,9 @@ static int copy_raw(struct eng *e, size_t ti, int src, struct cr_st_writer *w, s
 	const struct cr_ckpt *c = e->p->parents[in->parent];
 	uint64_t nb = cr_st_writer_nbytes(w, wi);
 	uint64_t chunk = COPY_CHUNK_BYTES < e->cap * 4 ? COPY_CHUNK_BYTES : e->cap * 4;
-	long long nch = (long long)((nb + chunk - 1) / chunk);
 	int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) if (nch > 1)
-	for (long long ch = 0; ch < nch; ch++) {
-		if (__atomic_load_n(&failed, __ATOMIC_RELAXED))
-			continue;
-		uint64_t off = (uint64_t)ch * chunk, len = nb - off < chunk ? nb - off : chunk;
-		uint8_t *buf = e->raw[thread_id()];
-		cr_error e1;
-		if (cr_tensor_read_raw(c, in->t, off, buf, (size_t)len, &e1) < 0 ||
-		    cr_st_writer_write(w, wi, off, buf, (size_t)len, &e1) < 0) {
-			fail_once(&failed, err, &e1);
-			continue;
-		}
-		add_sum(sum, cr_checksum_piece(buf, (size_t)len, off));
-		chunk_done(e, len, o->name, &failed);
-	}
+	struct copy_job j = { e, c, in->t, o->name, w, wi, nb, chunk, sum, &failed, err };
+	cr_pool_for(e->pool, (size_t)((nb + chunk - 1) / chunk), copy_chunk, &j);
 	if (e->cancelled)
 		return cr_fail(err, CR_E_CANCELLED, "cancelled");
 	if (failed)
@@ -383,7 +434,7 @@ static int copy_raw(struct eng *e, size_t ti, int src, struct cr_st_writer *w, s
 		uint64_t sb = cr_st_writer_nbytes(w, si);
 		if (!grid || sb > n * 4)
 			return cr_fail(err, CR_E_FORMAT, "tensor '%s': scale grid does not match", o->name);
-		if (cr_st_writer_write(w, si, 0, grid, (size_t)sb, err) < 0)
+		if (queue_copy(e, w, si, 0, grid, (size_t)sb, err) < 0)
 			return -1;
 		add_sum(sum, cr_checksum_piece(grid, (size_t)sb, nb));
 		e->done += sb;
@@ -399,6 +450,7 @@ struct meas {
 	double *part; /* nchunks x (m + 1) */
 };
 
+CR_HOT
 static void measure(struct meas *ms, uint64_t c, float *const *x, size_t n)
 {
 	double *s = ms->part + c * (uint64_t)(ms->m + 1);
@@ -421,138 +473,185 @@ static void measure(struct meas *ms, uint64_t c, float *const *x, size_t n)
 }
 
 /*
- * The output pass.  Element-wise methods go through cache-sized blocks
- * straight from the stored bytes; rawsrc >= 0 writes that input's stored
- * bytes (a verbatim copy) while ms measures distances on the way.
+ * The output pass, one chunk per call on the engine's pool.  Element-wise
+ * methods go through cache-sized blocks straight from the stored bytes
+ * (fused); rawsrc >= 0 writes that input's stored bytes (a verbatim copy)
+ * while ms measures distances on the way.  FP8 output is quantized in
+ * 128-row stripes from the chunk's f32 result.
  */
+struct compute_job {
+	struct eng *e;
+	const struct cr_plan_tensor *o;
+	struct cr_kctx *k;
+	struct cr_st_writer *w;
+	size_t wi, si;
+	struct rd_ctx *rc;
+	uint64_t *sum;
+	struct meas *ms;
+	int rawsrc, fp8, fused;
+	enum cr_dtype dt;
+	size_t esz, scols;
+	uint64_t cols, wbytes;
+	uint32_t used, need;
+	size_t esz_in[CR_MAX_INPUTS];
+	int *failed;
+	cr_error *err;
+};
+
+/* Element-wise: read each input in L2-sized pieces just ahead of their use (a
+ * whole chunk read at once has left the cache by the time it is converted),
+ * convert BLOCK elements at a time, run the kernel, and store the result as
+ * bytes (or as f32 in `out` when it is to be quantized).  Returns -1 on error. */
+static int fused_chunk(const struct compute_job *j, uint64_t c, int tid, uint64_t first, size_t n, uint8_t *ob,
+		       float *out, cr_error *e1)
+{
+	struct eng *e = j->e;
+	const struct cr_plan_tensor *o = j->o;
+	int nbuf = e->sc.nbuf;
+	float *blk[CR_MAX_INPUTS + 1];
+	for (int i = 0; i <= o->ninputs; i++)
+		blk[i] = e->blk[tid] + (size_t)i * BLOCK;
+	uint32_t conv = (j->rawsrc >= 0 ? 0 : j->used) | (j->ms ? j->ms->need : 0);
+	uint8_t *inb[CR_MAX_INPUTS]; /* a verbatim copy is read straight into the output */
+	for (int i = 0; i < o->ninputs; i++)
+		inb[i] = i == j->rawsrc ? ob : (uint8_t *)e->sc.buf[tid * nbuf + i];
+	for (size_t off = 0; off < n; off += BLOCK) {
+		if (off % SUBREAD == 0) {
+			size_t sn = n - off < SUBREAD ? n - off : SUBREAD;
+			for (int i = 0; i < o->ninputs; i++)
+				if ((j->need & (1u << i)) &&
+				    cr_tensor_read_raw(e->p->parents[o->in[i].parent], o->in[i].t,
+						       (first + off) * j->esz_in[i], inb[i] + off * j->esz_in[i],
+						       sn * j->esz_in[i], e1) < 0)
+					return -1;
+		}
+		if (!conv)
+			continue;
+		size_t bn = n - off < BLOCK ? n - off : BLOCK;
+		for (int i = 0; i < o->ninputs; i++) {
+			if (!(conv & (1u << i)))
+				continue;
+			const uint8_t *src = inb[i] + off * j->esz_in[i];
+			if (o->in[i].t->scale)
+				cr_fp8_dequant_range(src, j->rc->grid[i], (size_t)o->in[i].t->shape[1],
+						     (size_t)(first + off), bn, blk[i]);
+			else
+				cr_convert_to_f32(o->in[i].t->dtype, src, blk[i], bn);
+		}
+		if (j->ms)
+			measure(j->ms, c, blk, bn);
+		if (j->rawsrc >= 0)
+			continue;
+		float *res = j->fp8 ? out + off : blk[o->ninputs];
+		if (cr_kernel_block(j->k, first + off, blk, bn, res, e1) < 0)
+			return -1;
+		if (!j->fp8)
+			cr_convert_from_f32(j->dt, res, ob + off * j->esz, bn);
+	}
+	return 0;
+}
+
+static void compute_chunk(void *ctx, size_t ci, int tid)
+{
+	const struct compute_job *j = ctx;
+	struct eng *e = j->e;
+	const struct cr_plan_tensor *o = j->o;
+	struct cr_kctx *k = j->k;
+	if (__atomic_load_n(j->failed, __ATOMIC_RELAXED))
+		return;
+	int nbuf = e->sc.nbuf;
+	uint64_t c = ci;
+	float *x[CR_MAX_INPUTS];
+	float *out = e->sc.buf[tid * nbuf + nbuf - 1];
+	uint64_t first = c * k->chunk;
+	size_t n = (size_t)(o->nelem - first < k->chunk ? o->nelem - first : k->chunk);
+	cr_error e1;
+	int bad = 0;
+	uint8_t *ob = cr_wb_get(e->wb); /* the chunk's output bytes, queued for writing */
+	if (j->fused) {
+		bad = fused_chunk(j, c, tid, first, n, ob, out, &e1) < 0;
+	} else {
+		for (int i = 0; i < o->ninputs && !bad; i++) {
+			x[i] = e->sc.buf[tid * nbuf + i];
+			if (j->need & (1u << i))
+				bad = rd(j->rc, i, first, n, x[i], &e1) < 0;
+		}
+		if (!bad && j->ms)
+			measure(j->ms, c, x, n);
+		if (!bad)
+			bad = cr_kernel_chunk(k, c, x, n, out, &e1) < 0;
+	}
+	uint64_t part = 0, part_bytes = 0;
+	int queued = 0; /* ob belongs to the writer once queued */
+	if (!bad && j->fp8 && j->rawsrc < 0) {
+		size_t cols = (size_t)j->cols, scols = j->scols;
+		size_t rows = n / cols, r0 = (size_t)(first / cols);
+		for (size_t r = 0; r < rows && !bad; r += CR_FP8_BLOCK) {
+			size_t nr = rows - r < CR_FP8_BLOCK ? rows - r : CR_FP8_BLOCK;
+			float *srow = e->srow[tid];
+			cr_fp8_quant_stripe(out + r * cols, nr, cols, ob + r * cols, srow);
+			uint64_t soff = (uint64_t)((r0 + r) / CR_FP8_BLOCK) * scols * 4;
+			bad = queue_copy(e, j->w, j->si, soff, srow, scols * 4, &e1) < 0;
+			part += cr_checksum_piece(srow, scols * 4, j->wbytes + soff);
+		}
+		part += cr_checksum_piece(ob, n, first);
+		if (!bad) {
+			queued = 1;
+			bad = queue_write(e, j->w, j->wi, first, ob, n, &e1) < 0;
+		}
+		part_bytes = n + (n / cols + CR_FP8_BLOCK - 1) / CR_FP8_BLOCK * scols * 4;
+	} else if (!bad) {
+		if (!j->fused)
+			cr_convert_from_f32(j->dt, out, ob, n);
+		part += cr_checksum_piece(ob, n * j->esz, first * j->esz);
+		queued = 1;
+		bad = queue_write(e, j->w, j->wi, first * j->esz, ob, n * j->esz, &e1) < 0;
+		part_bytes = n * j->esz;
+	}
+	if (bad && !queued)
+		cr_wb_release(e->wb, ob);
+	if (bad) {
+		fail_once(j->failed, j->err, &e1);
+		return;
+	}
+	add_sum(j->sum, part);
+	chunk_done(e, part_bytes, o->name, j->failed);
+}
+
 static int compute(struct eng *e, size_t ti, struct cr_kctx *k, struct cr_st_writer *w, size_t wi, size_t si,
 		   struct rd_ctx *rc, uint64_t *sum, struct meas *ms, int rawsrc, cr_error *err)
 {
 	const struct cr_plan_tensor *o = &e->p->t[ti];
-	enum cr_dtype dt = e->dt[ti];
-	int fp8 = e->fp8[ti];
-	size_t esz = cr_dtype_bits(dt) / 8;
-	uint64_t cols = cols_of(o), wbytes = cr_st_writer_nbytes(w, wi);
-	size_t scols = fp8 ? cr_fp8_scale_dim((size_t)cols) : 0;
-	uint32_t used = rawsrc >= 0 ? 1u << rawsrc : cr_kernel_inputs_used(k);
-	uint32_t need = used | (ms ? ms->need : 0);
-	int nbuf = e->sc.nbuf;
 	int failed = 0;
-	size_t esz_in[CR_MAX_INPUTS] = { 0 };
-	int fused = (cr_kernel_elementwise(k) && !fp8) || rawsrc >= 0;
+	struct compute_job j = { .e = e, .o = o, .k = k, .w = w, .wi = wi, .si = si, .rc = rc, .sum = sum, .ms = ms,
+				 .rawsrc = rawsrc, .fp8 = e->fp8[ti], .dt = e->dt[ti], .failed = &failed, .err = err };
+	j.esz = cr_dtype_bits(j.dt) / 8;
+	j.cols = cols_of(o);
+	j.wbytes = cr_st_writer_nbytes(w, wi);
+	j.scols = j.fp8 ? cr_fp8_scale_dim((size_t)j.cols) : 0;
+	j.used = rawsrc >= 0 ? 1u << rawsrc : cr_kernel_inputs_used(k);
+	j.need = j.used | (ms ? ms->need : 0);
+	j.fused = cr_kernel_elementwise(k) || rawsrc >= 0;
 	for (int i = 0; i < o->ninputs; i++) {
-		esz_in[i] = cr_dtype_bits(o->in[i].t->dtype) / 8;
-		if ((need & (1u << i)) && esz_in[i] > 4)
-			fused = 0; /* raw bytes must fit the f32 buffer */
+		j.esz_in[i] = cr_dtype_bits(o->in[i].t->dtype) / 8;
+		if ((j.need & (1u << i)) && j.esz_in[i] > 4)
+			j.fused = 0; /* raw bytes must fit the f32 buffer */
 	}
-	if (rawsrc >= 0 && !fused)
+	if (rawsrc >= 0 && !j.fused)
 		return cr_fail(err, CR_E_UNSUPPORTED, "tensor '%s': cannot copy while measuring", o->name);
-	long long nch = (long long)k->nchunks;
-	{
-#pragma omp parallel for schedule(dynamic, 1) if (nch > 1)
-		for (long long c = 0; c < nch; c++) {
-			if (__atomic_load_n(&failed, __ATOMIC_RELAXED))
-				continue;
-			int tid = thread_id();
-			float *x[CR_MAX_INPUTS];
-			float *out = e->sc.buf[tid * nbuf + nbuf - 1];
-			uint64_t first = (uint64_t)c * k->chunk;
-			size_t n = (size_t)(o->nelem - first < k->chunk ? o->nelem - first : k->chunk);
-			cr_error e1;
-			int bad = 0;
-			uint8_t *ob = e->oraw[tid];
-			if (fused) {
-				/* element-wise: stored bytes in, small f32 blocks through the kernel, stored bytes out */
-				for (int i = 0; i < o->ninputs && !bad; i++)
-					if (need & (1u << i))
-						bad = cr_tensor_read_raw(e->p->parents[o->in[i].parent], o->in[i].t,
-									 first * esz_in[i], e->sc.buf[tid * nbuf + i],
-									 n * esz_in[i], &e1) < 0;
-				float *blk[CR_MAX_INPUTS + 1];
-				for (int i = 0; i <= o->ninputs; i++)
-					blk[i] = e->blk[tid] + (size_t)i * BLOCK;
-				uint32_t conv = (rawsrc >= 0 ? 0 : used) | (ms ? ms->need : 0);
-				for (size_t off = 0; off < n && !bad && conv; off += BLOCK) {
-					size_t bn = n - off < BLOCK ? n - off : BLOCK;
-					for (int i = 0; i < o->ninputs; i++) {
-						if (!(conv & (1u << i)))
-							continue;
-						const uint8_t *src = (const uint8_t *)e->sc.buf[tid * nbuf + i] + off * esz_in[i];
-						if (o->in[i].t->scale)
-							cr_fp8_dequant_range(src, rc->grid[i], (size_t)o->in[i].t->shape[1],
-									     (size_t)(first + off), bn, blk[i]);
-						else
-							cr_convert_to_f32(o->in[i].t->dtype, src, blk[i], bn);
-					}
-					if (ms)
-						measure(ms, (uint64_t)c, blk, bn);
-					if (rawsrc >= 0)
-						continue;
-					bad = cr_kernel_block(k, first + off, blk, bn, blk[o->ninputs], &e1) < 0;
-					if (!bad)
-						cr_convert_from_f32(dt, blk[o->ninputs], ob + off * esz, bn);
-				}
-				const uint8_t *res = rawsrc >= 0 ? (const uint8_t *)e->sc.buf[tid * nbuf + rawsrc] : ob;
-				if (!bad)
-					bad = cr_st_writer_write(w, wi, first * esz, res, n * esz, &e1) < 0;
-				if (bad) {
-					fail_once(&failed, err, &e1);
-					continue;
-				}
-				add_sum(sum, cr_checksum_piece(res, n * esz, first * esz));
-				chunk_done(e, n * esz, o->name, &failed);
-				continue;
-			}
-			for (int i = 0; i < o->ninputs && !bad; i++) {
-				x[i] = e->sc.buf[tid * nbuf + i];
-				if (need & (1u << i))
-					bad = rd(rc, i, first, n, x[i], &e1) < 0;
-			}
-			if (!bad && ms)
-				measure(ms, (uint64_t)c, x, n);
-			if (!bad)
-				bad = cr_kernel_chunk(k, (uint64_t)c, x, n, out, &e1) < 0;
-			uint64_t part = 0, part_bytes = 0;
-			if (!bad && fp8) {
-				size_t rows = n / (size_t)cols, r0 = (size_t)(first / cols);
-				for (size_t r = 0; r < rows && !bad; r += CR_FP8_BLOCK) {
-					size_t nr = rows - r < CR_FP8_BLOCK ? rows - r : CR_FP8_BLOCK;
-					float *srow = e->srow[tid];
-					cr_fp8_quant_stripe(out + r * cols, nr, (size_t)cols, ob + r * cols, srow);
-					uint64_t soff = (uint64_t)((r0 + r) / CR_FP8_BLOCK) * scols * 4;
-					bad = cr_st_writer_write(w, si, soff, srow, scols * 4, &e1) < 0;
-					part += cr_checksum_piece(srow, scols * 4, wbytes + soff);
-				}
-				if (!bad)
-					bad = cr_st_writer_write(w, wi, first, ob, n, &e1) < 0;
-				part += cr_checksum_piece(ob, n, first);
-				part_bytes = n + (n / (size_t)cols + CR_FP8_BLOCK - 1) / CR_FP8_BLOCK * scols * 4;
-			} else if (!bad) {
-				cr_convert_from_f32(dt, out, ob, n);
-				bad = cr_st_writer_write(w, wi, first * esz, ob, n * esz, &e1) < 0;
-				part += cr_checksum_piece(ob, n * esz, first * esz);
-				part_bytes = n * esz;
-			}
-			if (bad) {
-				fail_once(&failed, err, &e1);
-				continue;
-			}
-			add_sum(sum, part);
-			chunk_done(e, part_bytes, o->name, &failed);
-		}
-	}
+	cr_pool_for(e->pool, (size_t)k->nchunks, compute_chunk, &j);
 	if (e->cancelled)
 		return cr_fail(err, CR_E_CANCELLED, "cancelled");
 	if (failed)
 		return -1;
-	if (rawsrc >= 0 && fp8) { /* the copied tensor's scale grid, as stored */
+	if (rawsrc >= 0 && j.fp8) { /* the copied tensor's scale grid, as stored */
 		float *grid = rc->grid[rawsrc];
 		uint64_t sb = cr_st_writer_nbytes(w, si);
 		if (!grid || sb > cr_tensor_scale_count(o->in[rawsrc].t) * 4)
 			return cr_fail(err, CR_E_FORMAT, "tensor '%s': scale grid does not match", o->name);
-		if (cr_st_writer_write(w, si, 0, grid, (size_t)sb, err) < 0)
+		if (queue_copy(e, w, si, 0, grid, (size_t)sb, err) < 0)
 			return -1;
-		add_sum(sum, cr_checksum_piece(grid, (size_t)sb, wbytes));
+		add_sum(sum, cr_checksum_piece(grid, (size_t)sb, j.wbytes));
 		e->done += sb;
 	}
 	return 0;
@@ -743,6 +842,13 @@ static int write_shard(struct eng *e, size_t s, cr_error *err)
 	int rc = cr_st_writer_open(path, ent, n, NULL, 0, &w, err);
 	for (size_t j = 0; j < sh->n && rc == 0; j++)
 		rc = process_tensor(e, sh->first + j, w, wi[j], si[j], err);
+	/* every queued write lands (or fails) before the shard is finished or removed */
+	cr_error e1;
+	if (cr_wb_flush(e->wb, &e1) < 0 && rc == 0) {
+		rc = -1;
+		if (err)
+			*err = e1;
+	}
 	if (rc == 0)
 		rc = cr_st_writer_finish(w, err);
 	else if (w)
@@ -1011,15 +1117,17 @@ static void eng_free(struct eng *e)
 	for (int t = 0; t < e->nthreads; t++) {
 		if (e->raw)
 			free(e->raw[t]);
-		if (e->oraw)
-			free(e->oraw[t]);
 		if (e->srow)
 			free(e->srow[t]);
 		if (e->blk)
 			free(e->blk[t]);
 	}
 	free(e->raw);
-	free(e->oraw);
+	if (e->wb) {
+		cr_wb_flush(e->wb, NULL);
+		cr_wb_free(e->wb);
+	}
+	cr_pool_free(e->pool);
 	free(e->srow);
 	free(e->blk);
 	free(e->rel);
@@ -1080,7 +1188,9 @@ int cr_merge_run(struct cr_plan *plan, const struct cr_merge_opts *o, struct cr_
 			maxin = plan->t[i].ninputs;
 	cr_scratch_init(&e.sc, e.nthreads, maxin + 1, e.cap);
 	e.raw = cr_xcalloc((size_t)e.nthreads, sizeof *e.raw);
-	e.oraw = cr_xcalloc((size_t)e.nthreads, sizeof *e.oraw);
+	/* two output buffers per thread in flight: one being filled, one being written */
+	e.wb = cr_wb_new(2 * (size_t)e.nthreads + 2, e.cap * 4);
+	e.pool = cr_pool_new(e.nthreads);
 	e.srow = cr_xcalloc((size_t)e.nthreads, sizeof *e.srow);
 	e.blk = cr_xcalloc((size_t)e.nthreads, sizeof *e.blk);
 	size_t maxcols = 1;
@@ -1089,7 +1199,6 @@ int cr_merge_run(struct cr_plan *plan, const struct cr_merge_opts *o, struct cr_
 			maxcols = (size_t)cols_of(&plan->t[i]);
 	for (int t = 0; t < e.nthreads; t++) {
 		e.raw[t] = cr_xmalloc(e.cap * 8);
-		e.oraw[t] = cr_xmalloc(e.cap * 4);
 		e.srow[t] = cr_xmalloc(cr_fp8_scale_dim(maxcols) * sizeof(float));
 		e.blk[t] = cr_xmalloc((size_t)(maxin + 1) * BLOCK * sizeof(float));
 	}

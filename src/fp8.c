@@ -1,6 +1,6 @@
 /*
- * Block FP8 quantization (see crucible/fp8.h).  Dequantization is a table
- * lookup times the block's scale; quantization needs a block's amax before
+ * Block FP8 quantization (see crucible/fp8.h).  Dequantization is the code's
+ * value (e4m3.h) times the block's scale; quantization needs a block's amax before
  * it can write any element of it, hence the 128-row stripes.
  */
 #include "config.h"
@@ -14,13 +14,13 @@
 
 #include "crucible/dtype.h"
 #include "crucible/fp8.h"
+#include "e4m3.h"
+#include "hot.h"
 
-const float *cr_e4m3_table(void);
-
+CR_HOT
 void cr_fp8_dequant_range(const uint8_t *q, const float *scale_inv, size_t cols,
 			  size_t first, size_t n, float *out)
 {
-	const float *lut = cr_e4m3_table();
 	size_t scols = cr_fp8_scale_dim(cols);
 	size_t done = 0;
 
@@ -40,14 +40,14 @@ void cr_fp8_dequant_range(const uint8_t *q, const float *scale_inv, size_t cols,
 			if (blk_end > run)
 				blk_end = run;
 			float s = srow[cc / CR_FP8_BLOCK];
-			for (size_t j = k; j < blk_end; j++)
-				o[j] = lut[qs[j]] * s;
+			cr_e4m3_scale_run(qs + k, s, blk_end - k, o + k);
 			k = blk_end;
 		}
 		done += run;
 	}
 }
 
+CR_HOT
 void cr_fp8_quant_stripe(const float *w, size_t nr, size_t cols, uint8_t *q,
 			 float *scale_row)
 {

@@ -20,6 +20,7 @@
 
 #include "crucible/kernels.h"
 #include "crucible/rng.h"
+#include "hot.h"
 
 static const char *const decision_names[CR_DEC__COUNT] = {
 #define X(id, name) name,
@@ -94,6 +95,7 @@ static uint32_t fkey(float v)
 }
 
 /* Index of the first NaN or infinity in x[0..n), or -1. */
+CR_HOT
 static long bad_value(const float *x, size_t n)
 {
 	int any = 0;
@@ -1087,7 +1089,7 @@ static int check_output(const struct cr_kctx *k, uint64_t c, float *const *x, si
 		       (unsigned long long)(first + (uint64_t)b));
 }
 
-static int chunk_math(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out);
+CR_HOT static int chunk_math(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out);
 
 int cr_kernel_chunk(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out, cr_error *err)
 {
@@ -1135,6 +1137,7 @@ int cr_kernel_block(const struct cr_kctx *k, uint64_t first, float *const *x, si
 		       (unsigned long long)(first + (uint64_t)b));
 }
 
+CR_HOT
 static int chunk_math(const struct cr_kctx *k, uint64_t c, float *const *x, size_t n, float *out)
 {
 	const struct cr_kparams *p = &k->kp;

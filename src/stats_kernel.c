@@ -14,6 +14,10 @@
  * floating-point exception flags). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
+/* Statistics are measurements, not outputs: the AVX2/AVX-512 copies may fuse
+ * multiply-adds (the last bits of a sum may differ between CPUs; merged
+ * tensors never do, see hot.h). */
+#pragma GCC optimize("fp-contract=fast")
 #endif
 
 #include <float.h>
@@ -23,13 +27,10 @@
 
 #include "crucible/error.h"
 #include "crucible/fp8.h"
+#include "e4m3.h"
+#include "hot.h"
 #include "stats_kernel.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-#define SK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SK_CLONES
-#endif
 #define SK_INLINE static inline __attribute__((always_inline))
 
 void sk_scratch_init(struct sk_scratch *s)
@@ -53,38 +54,13 @@ void sk_scratch_free(struct sk_scratch *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* E4M3 by bit placement: sign and the 7 low bits go where an f32 with
- * exponent bias 127 keeps them, which is the value times 2^-120 (exact,
- * subnormals included); 0x7F/0xFF are NaN.  The multiply by the block scale
- * (times 2^120, exact for scales below 2^7) is the one rounding, as in
- * e4m3(q) * scale_inv.  Returns nonzero when a NaN may have been made. */
+/* out = e4m3(q) * s (see e4m3.h).  Returns nonzero when a NaN or Inf may
+ * have been made: a NaN code, or a scale too large or not finite to rule
+ * out an overflow. */
 SK_INLINE uint32_t e4m3_run(const uint8_t *restrict q, float s, size_t n, float *restrict out)
 {
-	if (fabsf(s) < 0x1p7f) {
-		float s120 = s * 0x1p120f;
-		uint8_t nan = 0;
-#pragma omp simd reduction(| : nan)
-		for (size_t j = 0; j < n; j++)
-			nan |= (uint8_t)((q[j] & 0x7fu) + 1u); /* bit 7 set only for 0x7F */
-		for (size_t j = 0; j < n; j++) {
-			uint32_t b = q[j];
-			uint32_t u = ((b & 0x7fu) << 20) | ((b & 0x80u) << 24);
-			u = (b & 0x7fu) == 0x7fu ? 0x7fc00000u : u;
-			float f;
-			memcpy(&f, &u, sizeof f);
-			out[j] = f * s120;
-		}
-		return nan >> 7;
-	}
-	for (size_t j = 0; j < n; j++) {
-		uint32_t b = q[j];
-		uint32_t u = ((b & 0x7fu) << 20) | ((b & 0x80u) << 24);
-		u = (b & 0x7fu) == 0x7fu ? 0x7fc00000u : u;
-		float f;
-		memcpy(&f, &u, sizeof f);
-		out[j] = f * 0x1p120f * s;
-	}
-	return 1; /* a huge or non-finite scale: let the caller look */
+	cr_e4m3_scale_run(q, s, n, out);
+	return !(fabsf(s) < 0x1p7f);
 }
 
 /* Returns nonzero when a value may be NaN or Inf (all-ones exponent). */
@@ -128,7 +104,7 @@ SK_INLINE uint32_t convert(const struct sk_in *in, uint64_t chunk_first, uint64_
 	if (in->dt == CR_DT_BF16 && !in->grid)
 		return bf16_run((const uint16_t *)raw, n, out);
 	if (in->dt == CR_DT_F8_E4M3 && !in->grid)
-		return e4m3_run(raw, 1.0f, n, out);
+		return e4m3_run(raw, 1.0f, n, out) | cr_e4m3_any_nan(raw, n);
 	if (!in->grid) {
 		if (in->dt == CR_DT_F32)
 			memcpy(out, raw, n * sizeof *out);
@@ -141,6 +117,8 @@ SK_INLINE uint32_t convert(const struct sk_in *in, uint64_t chunk_first, uint64_
 	uint32_t bad = 0;
 	if (in->dt != CR_DT_F8_E4M3)
 		cr_convert_to_f32(in->dt, raw, out, n);
+	else
+		bad = cr_e4m3_any_nan(raw, n); /* once for the whole range, not per block run */
 	for (size_t done = 0; done < n;) {
 		uint64_t idx = first + done;
 		size_t r = (size_t)(idx / cols), c = (size_t)(idx % cols);
@@ -317,7 +295,7 @@ static int pow2_above_exp(double x)
 	return e;
 }
 
-SK_CLONES
+CR_HOT
 void sk_chunk(const struct sk_in *base, const struct sk_in *par, size_t npar, const int *eq, uint64_t first,
 	      size_t n, int agree, int hist, struct sk_scratch *s, struct sk_base_part *bp, struct sk_pair_part *pp,
 	      uint64_t *agree_count)

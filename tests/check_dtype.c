@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include "crucible/checkpoint.h"
 #include "crucible/dtype.h"
@@ -133,6 +134,45 @@ START_TEST(vector_conversions_agree_with_scalar)
 		ck_assert_uint_eq(h[i], cr_f32_to_bf16(src[i]));
 	ck_assert_int_eq(cr_convert_to_f32(CR_DT_I32, buf, back, 1), -1);
 	ck_assert(!cr_dtype_has_math(CR_DT_F8_E8M0));
+}
+END_TEST
+
+/* The vectorized E4M3 decode (bit placement, no table) against the
+ * reference decoder for every code, times scales from subnormal to huge: the
+ * result must be the f32 product e4m3(q) * s rounded once, bit for bit. */
+START_TEST(e4m3_vector_decode_every_code_and_scale)
+{
+	const float scales[] = { 1.0f, 0.5f, 3.0e-3f, 1e-40f /* subnormal */, 100.0f, 127.99f, 128.0f, 255.0f,
+				 256.0f, 0x1p100f, -2.5f, 0x1p-126f };
+	uint8_t q[256];
+	float out[256];
+	for (int i = 0; i < 256; i++)
+		q[i] = (uint8_t)i;
+	/* plain conversion */
+	ck_assert_int_eq(cr_convert_to_f32(CR_DT_F8_E4M3, q, out, 256), 0);
+	for (int i = 0; i < 256; i++) {
+		double want = ref_e4m3((unsigned)i);
+		if (isnan(want))
+			ck_assert_msg(isnan(out[i]), "code %d", i);
+		else
+			ck_assert_msg(out[i] == (float)want && !signbit(out[i]) == !signbit(want), "code %d: %a", i,
+				      (double)out[i]);
+	}
+	/* block dequantization: one row of 256 columns, two 128-column blocks */
+	for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
+		float grid[2] = { scales[k], -scales[k] };
+		cr_fp8_dequant_range(q, grid, 256, 0, 256, out);
+		for (int i = 0; i < 256; i++) {
+			double v = ref_e4m3((unsigned)i);
+			float s = grid[i / 128];
+			float want = (float)v * s; /* exact operand, one f32 rounding */
+			if (isnan(v))
+				ck_assert_msg(isnan(out[i]), "scale %a code %d", (double)s, i);
+			else
+				ck_assert_msg(memcmp(&out[i], &want, 4) == 0, "scale %a code %d: %a, want %a", (double)s,
+					      i, (double)out[i], (double)want);
+		}
+	}
 }
 END_TEST
 
@@ -273,6 +313,7 @@ int main(void)
 	tcase_add_test(tc, e4m3_matches_definition);
 	tcase_add_test(tc, e5m2_round_trip);
 	tcase_add_test(tc, vector_conversions_agree_with_scalar);
+	tcase_add_test(tc, e4m3_vector_decode_every_code_and_scale);
 	tcase_add_test(tc, dtype_table);
 	tcase_add_test(tc, fp8_dequant_matches_fixture_formula);
 	tcase_add_test(tc, fp8_quant_round_trip_on_fixture);

@@ -16,7 +16,6 @@
 #include <time.h>
 
 #include "browser.h"
-#include "fastplan.h"
 #include "workbench.h"
 
 static struct cr_recipe **old_recipes;
@@ -249,7 +248,7 @@ void wb_refresh(struct workbench *w, const struct cr_ckpt *ui_base)
 			w->plan = NULL;
 			return;
 		}
-	} else if (fastplan_refresh(w->plans[m], w->recipe, &err) < 0) {
+	} else if (cr_plan_refresh(w->plans[m], w->recipe, &err) < 0) {
 		snprintf(w->error, sizeof w->error, "%s", err.msg);
 		w->plan = NULL;
 		return;
