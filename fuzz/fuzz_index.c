@@ -9,6 +9,9 @@
  * accepted folder has every tensor in a shard of the folder, scales with the
  * grid their weight implies, and a working name lookup; a rejected one gives
  * a single-line message naming the folder or a file in it.
+ *
+ * It also checks that parsing the index in pieces (src/index_split.c) gives
+ * what jansson gives on the whole document (tests/index_split_ref.h).
  */
 #include "config.h"
 
@@ -24,6 +27,7 @@
 
 #include "crucible/checkpoint.h"
 #include "crucible/fp8.h"
+#include "../tests/index_split_ref.h"
 
 #ifndef FUZZ_FIXTURES
 #define FUZZ_FIXTURES "../shared/fixtures"
@@ -125,6 +129,14 @@ static void check_accepted(const struct cr_ckpt *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	char *text = malloc(size + 1), why[300];
+	memcpy(text, data, size);
+	text[size] = '\0';
+	if (split_agrees(text, why, sizeof why) < 0) {
+		fprintf(stderr, "fuzz_index: the split index differs from the whole: %s\n", why);
+		abort();
+	}
+	free(text);
 	int fd = open(index_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
 		abort();

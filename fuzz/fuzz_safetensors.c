@@ -7,6 +7,12 @@
  * the reader's promises: an accepted file has tensors that lie inside the
  * data buffer with sizes matching shape x dtype; a rejected one gives a
  * single-line message naming the file.  A broken promise aborts.
+ *
+ * It is also a differential test of the hand-written header parser
+ * (src/st_header.c): when the input's framing is sound, its header is parsed
+ * by that parser and by a jansson reference (tests/st_header_ref.h, the
+ * reader as it was before); both must accept or both reject, with the same
+ * names, dtypes, shapes, offsets and metadata.
  */
 #include "config.h"
 
@@ -18,6 +24,7 @@
 #include <unistd.h>
 
 #include "crucible/safetensors.h"
+#include "../tests/st_header_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -60,8 +67,34 @@ static void check_accepted(const struct cr_st_file *f, size_t size)
 		PROMISE(cr_st_meta_get(f, f->meta[i].key) != NULL);
 }
 
+/* The header alone, through both parsers. */
+static void differential(const uint8_t *data, size_t size)
+{
+	uint64_t len = 0;
+	if (size < 8)
+		return;
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | data[i];
+	if (len > size - 8 || len > CR_ST_MAX_HEADER)
+		return;
+	cr_error err;
+	memset(&err, 0, sizeof err);
+	char *want = ref_parse((const char *)data + 8, (size_t)len);
+	char *got = new_parse((const char *)data + 8, (size_t)len, &err);
+	if (strcmp(want, got) != 0) {
+		fprintf(stderr, "fuzz_safetensors: parsers differ\n reference:  %.500s\n st_header:  %.500s\n (%s)\n", want,
+			got, err.msg);
+		abort();
+	}
+	if (strcmp(got, "REJECT") == 0)
+		PROMISE(strncmp(err.msg, "HDR: ", 5) == 0 && strchr(err.msg, '\n') == NULL);
+	free(want);
+	free(got);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	differential(data, size);
 	if (memfd < 0) {
 		memfd = memfd_create("fuzz.safetensors", MFD_CLOEXEC);
 		if (memfd < 0)

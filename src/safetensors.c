@@ -3,8 +3,9 @@
  *
  * The reader never trusts a number from the file before checking it against
  * the file's size, so a hostile header costs at most its own length in
- * memory.  JSON is parsed by jansson with duplicate keys rejected; nesting
- * depth is checked first by a scan that cannot recurse.
+ * memory.  The header is parsed by st_header.c (a strict JSON parser for its
+ * one shape, with a nesting limit).
+ * The writer builds its header with jansson.
  */
 #include "config.h"
 
@@ -18,6 +19,7 @@
 #include <jansson.h>
 
 #include "crucible/safetensors.h"
+#include "st_header.h"
 
 uint64_t cr_fnv1a(const void *data, size_t n, uint64_t h)
 {
@@ -34,27 +36,16 @@ uint64_t cr_st_tensor_nbytes(const struct cr_st_tensor *t)
 	return t->end - t->begin;
 }
 
-static void free_tensors(struct cr_st_tensor *t, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(t[i].name);
-		free(t[i].shape);
-	}
-	free(t);
-}
-
 void cr_st_close(struct cr_st_file *f)
 {
 	if (!f)
 		return;
 	if (f->fd >= 0)
 		close(f->fd);
-	free_tensors(f->tensors, f->ntensors);
-	for (size_t i = 0; i < f->nmeta; i++) {
-		free(f->meta[i].key);
-		free(f->meta[i].value);
-	}
+	free(f->tensors);
 	free(f->meta);
+	free(f->strings);
+	free(f->dims);
 	free(f->path);
 	free(f);
 }
@@ -81,37 +72,6 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Maximum bracket depth outside strings; stops counting past the limit. */
-static int json_depth_ok(const char *s, size_t n, int limit)
-{
-	int depth = 0, in_str = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in_str) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_str = 0;
-		} else if (c == '"') {
-			in_str = 1;
-		} else if (c == '{' || c == '[') {
-			if (++depth > limit)
-				return 0;
-		} else if (c == '}' || c == ']') {
-			depth--;
-		}
-	}
-	return 1;
-}
-
-static int get_u64(json_t *v, uint64_t *out)
-{
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return -1;
-	*out = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
 static int cmp_by_offset(const void *a, const void *b)
 {
 	const struct cr_st_tensor *x = *(struct cr_st_tensor *const *)a;
@@ -120,88 +80,6 @@ static int cmp_by_offset(const void *a, const void *b)
 		return x->begin < y->begin ? -1 : 1;
 	if (x->end != y->end)
 		return x->end < y->end ? -1 : 1;
-	return 0;
-}
-
-static int parse_tensor(const char *path, const char *name, json_t *info,
-			struct cr_st_tensor *t, cr_error *err)
-{
-	json_t *jd, *js, *jo;
-	size_t i;
-
-	if (!json_is_object(info))
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': entry is not a JSON object", path, name);
-	jd = json_object_get(info, "dtype");
-	js = json_object_get(info, "shape");
-	jo = json_object_get(info, "data_offsets");
-	if (!json_is_string(jd))
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': missing or non-string \"dtype\"", path, name);
-	t->dtype = cr_dtype_parse(json_string_value(jd));
-	if (t->dtype == CR_DT_NONE)
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': unknown dtype \"%.40s\"", path, name,
-			       json_string_value(jd));
-	if (!json_is_array(js))
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': missing or non-array \"shape\"", path, name);
-	if (!json_is_array(jo) || json_array_size(jo) != 2)
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': \"data_offsets\" must be an array of two integers",
-			       path, name);
-	t->ndim = (int)json_array_size(js);
-	t->shape = cr_xcalloc((size_t)t->ndim + 1, sizeof *t->shape);
-	t->nelem = 1;
-	int overflow = 0;
-	for (i = 0; i < (size_t)t->ndim; i++) {
-		uint64_t d;
-		if (get_u64(json_array_get(js, i), &d) < 0)
-			return cr_fail(err, CR_E_FORMAT,
-				       "%s: tensor '%.200s': shape dimension %zu is not a non-negative integer", path,
-				       name, i);
-		t->shape[i] = d;
-		if (d != 0 && t->nelem > UINT64_MAX / d)
-			overflow = 1;
-		else
-			t->nelem *= d;
-	}
-	if (overflow && t->nelem != 0)
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': element count overflows 64 bits", path, name);
-	if (get_u64(json_array_get(jo, 0), &t->begin) < 0 || get_u64(json_array_get(jo, 1), &t->end) < 0)
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': data_offsets are not non-negative integers",
-			       path, name);
-	if (t->end < t->begin)
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': data_offsets end %llu is before start %llu",
-			       path, name, (unsigned long long)t->end, (unsigned long long)t->begin);
-	int ok;
-	uint64_t bits = cr_dtype_bits(t->dtype);
-	if (t->nelem > UINT64_MAX / bits)
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': byte size overflows 64 bits", path, name);
-	if ((t->nelem * bits) % 8 != 0)
-		return cr_fail(err, CR_E_FORMAT, "%s: tensor '%.200s': %llu elements of %s do not fill whole bytes",
-			       path, name, (unsigned long long)t->nelem, cr_dtype_name(t->dtype));
-	uint64_t want = cr_dtype_nbytes(t->dtype, t->nelem, &ok);
-	if (t->end - t->begin != want)
-		return cr_fail(err, CR_E_FORMAT,
-			       "%s: tensor '%.200s': shape x dtype size is %llu bytes but data_offsets span %llu", path,
-			       name, (unsigned long long)want, (unsigned long long)(t->end - t->begin));
-	return 0;
-}
-
-static int parse_metadata(const char *path, json_t *m, struct cr_st_file *f, cr_error *err)
-{
-	const char *k;
-	json_t *v;
-
-	if (json_is_null(m))
-		return 0;
-	if (!json_is_object(m))
-		return cr_fail(err, CR_E_FORMAT, "%s: __metadata__ is not an object of strings", path);
-	f->meta = cr_xcalloc(json_object_size(m), sizeof *f->meta);
-	json_object_foreach(m, k, v)
-	{
-		if (!json_is_string(v))
-			return cr_fail(err, CR_E_FORMAT, "%s: __metadata__ value for \"%.100s\" is not a string", path, k);
-		f->meta[f->nmeta].key = cr_xstrdup(k);
-		f->meta[f->nmeta].value = cr_xstrdup(json_string_value(v));
-		f->nmeta++;
-	}
 	return 0;
 }
 
@@ -242,8 +120,6 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 	unsigned char lenbuf[8];
 	struct stat st;
 	char *hdr = NULL;
-	json_t *root = NULL;
-	json_error_t jerr;
 	int rc = -1;
 
 	*out = NULL;
@@ -289,40 +165,12 @@ int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err)
 	}
 	hdr[f->header_len] = '\0';
 	f->header_hash = cr_fnv1a(hdr, f->header_len, CR_FNV_INIT);
-	if (!json_depth_ok(hdr, f->header_len, CR_ST_MAX_DEPTH)) {
-		cr_fail(err, CR_E_FORMAT, "%s: header JSON nests deeper than %d levels", path, CR_ST_MAX_DEPTH);
+	if (cr_st_header_parse(path, hdr, f->header_len, f, err) < 0)
 		goto done;
-	}
-	root = json_loadb(hdr, f->header_len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		cr_fail(err, CR_E_FORMAT, "%s: header is not valid UTF-8 JSON: %s (at byte %d)", path, jerr.text,
-			jerr.position);
-		goto done;
-	}
-	if (!json_is_object(root)) {
-		cr_fail(err, CR_E_FORMAT, "%s: header is not a JSON object", path);
-		goto done;
-	}
-	f->tensors = cr_xcalloc(json_object_size(root) + 1, sizeof *f->tensors);
-	const char *key;
-	json_t *val;
-	json_object_foreach(root, key, val)
-	{
-		if (strcmp(key, "__metadata__") == 0) {
-			if (parse_metadata(path, val, f, err) < 0)
-				goto done;
-			continue;
-		}
-		struct cr_st_tensor *t = &f->tensors[f->ntensors++];
-		t->name = cr_xstrdup(key);
-		if (parse_tensor(path, key, val, t, err) < 0)
-			goto done;
-	}
 	if (check_layout(f, f->file_size - f->data_start, err) < 0)
 		goto done;
 	rc = 0;
 done:
-	json_decref(root);
 	free(hdr);
 	if (rc == 0)
 		*out = f;

@@ -4,9 +4,9 @@
 # Peak RSS of `crucible inspect` (GNU time) must stay within
 #   base + RSS_PER_HEADER_BYTE x header bytes
 # where base is the RSS of inspecting a one-tensor file.  The factor covers
-# jansson's parse tree of the header (~17 bytes per header byte for minimal
-# one-byte tensors, the worst case per header byte) plus the catalog built from
-# it; README.md "Limits" documents it.  Under ASan/UBSan only the behaviour is
+# the parsed header (~4 bytes per header byte for minimal one-byte tensors, the
+# worst case per header byte; ~17 when jansson built a tree of it) plus the
+# catalog built from it; README.md "Limits" documents it.  Under ASan/UBSan only the behaviour is
 # checked (ASan's quarantine and redzones change RSS), with fewer tensors.
 set -u
 command -v python3 >/dev/null || { echo "python3 is needed to generate the files"; exit 77; }

@@ -49,6 +49,8 @@ struct cr_st_file {
 	struct cr_st_tensor *tensors; /* in header order */
 	size_t nmeta;
 	struct cr_st_meta *meta;
+	char *strings;	/* storage of the names, keys and values above */
+	uint64_t *dims; /* storage of the shapes above */
 };
 
 int cr_st_open(const char *path, struct cr_st_file **out, cr_error *err);
