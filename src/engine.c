@@ -342,19 +342,13 @@ static void chunk_done(struct eng *e, uint64_t bytes, const char *name, int *fai
 		__atomic_store_n(failed, 1, __ATOMIC_RELAXED);
 }
 
+/* The first error of a loop is the one reported; the others only stop it. */
 static int fail_once(int *failed, cr_error *err, const cr_error *e1)
 {
-	int rc = 0;
-#pragma omp critical(cr_engine_err)
-	{
-		if (!*failed) {
-			if (err)
-				*err = *e1;
-			*failed = 1;
-		}
-		rc = -1;
-	}
-	return rc;
+	int expected = 0;
+	if (__atomic_compare_exchange_n(failed, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED) && err)
+		*err = *e1;
+	return -1;
 }
 
 /* Queue a write of a pool buffer (or, for small writes, a copy of src); a
