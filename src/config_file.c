@@ -35,21 +35,8 @@ void cr_config_free(struct cr_config *c)
 	memset(c, 0, sizeof *c);
 }
 
-static void warn(struct cr_config *c, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void warn(struct cr_config *c, const char *file, int line, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	size_t n = strlen(file) + strlen(msg) + 32;
-	char *w = cr_xmalloc(n);
-	snprintf(w, n, "%s:%d: %s", file, line, msg);
-	c->warnings = cr_xrealloc(c->warnings, (c->nwarnings + 1) * sizeof *c->warnings);
-	c->warnings[c->nwarnings++] = w;
-}
+/* a warning about one line of the file, kept for the caller to show */
+#define warn(c, file, line, ...) cr_add_line_warning(&(c)->warnings, &(c)->nwarnings, file, line, __VA_ARGS__)
 
 char *cr_expand_home(const char *path)
 {

@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -71,4 +73,18 @@ void cr_each_line(const char *text, const char *file, cr_line_fn fn, void *ctx)
 		line = nl ? nl + 1 : NULL;
 	}
 	free(copy);
+}
+
+void cr_add_line_warning(char ***list, size_t *n, const char *file, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	size_t len = strlen(file) + strlen(msg) + 32;
+	char *w = cr_xmalloc(len);
+	snprintf(w, len, "%s:%d: %s", file, line, msg);
+	*list = cr_xrealloc(*list, (*n + 1) * sizeof **list);
+	(*list)[(*n)++] = w;
 }

@@ -101,21 +101,8 @@ void cr_theme_free(struct cr_theme *t)
 	t->nwarnings = 0;
 }
 
-static void warn(struct cr_theme *t, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void warn(struct cr_theme *t, const char *file, int line, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	size_t n = strlen(file) + strlen(msg) + 32;
-	char *w = cr_xmalloc(n);
-	snprintf(w, n, "%s:%d: %s", file, line, msg);
-	t->warnings = cr_xrealloc(t->warnings, (t->nwarnings + 1) * sizeof *t->warnings);
-	t->warnings[t->nwarnings++] = w;
-}
+/* a warning about one line of the theme file, kept for the caller to show */
+#define warn(t, file, line, ...) cr_add_line_warning(&(t)->warnings, &(t)->nwarnings, file, line, __VA_ARGS__)
 
 /* One line, already stripped of its comment; words split in place. */
 static void parse_line(void *ctx, char *line, const char *file, int lineno)

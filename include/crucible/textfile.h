@@ -19,4 +19,8 @@ char *cr_read_text_file(const char *path, size_t limit, cr_error *err);
 typedef void (*cr_line_fn)(void *ctx, char *line, const char *file, int lineno);
 void cr_each_line(const char *text, const char *file, cr_line_fn fn, void *ctx);
 
+/* Append "FILE:LINE: message" to a growing list of warnings (*list, *n). */
+void cr_add_line_warning(char ***list, size_t *n, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
 #endif
